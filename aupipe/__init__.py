@@ -1,0 +1,136 @@
+"""aupipe: facial Action Units and fine-grained emotions from video, the way a FACS coder reads them.
+
+Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus``, ``windows``,
+``mapping`` — is importable on its own, so one stage can be swapped):
+
+- ``analyze(path, mapping=None, window_ms=500, stride_ms=100)`` -> ``AnalysisResult`` with
+  ``.frames`` and ``.windows`` DataFrames (the same columns as the CSVs of ``aupipe run``).
+- ``run(path, windows_out, frames_out=None, mapping=None, ...)`` -> ``RunSummary``: the same,
+  streamed into CSV files written atomically.
+- ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
+- Errors: ``AupipeError`` and its subclasses ``InputError``, ``MappingError``, ``OutputError``;
+  warnings: ``AupipeWarning``.
+
+Heavy libraries (pandas, OpenCV, MediaPipe) load on first use, so ``import aupipe`` is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import AupipeError, AupipeWarning, InputError, MappingError, OutputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .mapping import Mapping
+    from .pipeline import AnalysisResult, PipelineSettings, RunSummary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnalysisResult",
+    "AupipeError",
+    "AupipeWarning",
+    "InputError",
+    "Mapping",
+    "MappingError",
+    "OutputError",
+    "PipelineSettings",
+    "RunSummary",
+    "__version__",
+    "analyze",
+    "load_mapping",
+    "run",
+    "score_emotions",
+]
+
+
+def _settings(window_ms: float, stride_ms: float, settings: PipelineSettings | None) -> PipelineSettings:
+    import dataclasses
+
+    from .pipeline import PipelineSettings
+    from .windows import WindowSettings
+
+    base = settings or PipelineSettings()
+    return dataclasses.replace(base, windows=WindowSettings(window_ms=window_ms, stride_ms=stride_ms))
+
+
+def _mapping(mapping: str | Path | Mapping | None) -> Mapping:
+    from .mapping import Mapping as MappingType
+    from .mapping import load_mapping as load
+
+    return mapping if isinstance(mapping, MappingType) else load(mapping)
+
+
+def analyze(
+    path: str | Path,
+    mapping: str | Path | Mapping | None = None,
+    window_ms: float = 500.0,
+    stride_ms: float = 100.0,
+    *,
+    settings: PipelineSettings | None = None,
+    progress: bool = False,
+) -> AnalysisResult:
+    """Analyse a video file (or a folder of images) and return its frame and window tables.
+
+    mapping: a shipped mapping name (``micro_emotions``, the default; ``basic_emotions``;
+    ``casme2``), a YAML path, or a loaded ``Mapping``. window_ms / stride_ms: sliding windows
+    in milliseconds. ``settings`` overrides any stage's settings (``PipelineSettings``).
+    Returns ``AnalysisResult`` with ``.frames`` (one row per frame) and ``.windows``.
+    Raises ``InputError`` for a missing, unreadable, corrupt or empty video.
+    """
+    from .pipeline import analyze as analyze_video
+
+    return analyze_video(path, _mapping(mapping), _settings(window_ms, stride_ms, settings), progress)
+
+
+def run(
+    path: str | Path,
+    windows_out: str | Path,
+    frames_out: str | Path | None = None,
+    mapping: str | Path | Mapping | None = None,
+    window_ms: float = 500.0,
+    stride_ms: float = 100.0,
+    *,
+    settings: PipelineSettings | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV.
+
+    Files are written to a temporary name and renamed when complete; a first Ctrl-C stops
+    early and keeps everything computed so far (``RunSummary.interrupted``).
+    """
+    from .pipeline import run as run_video
+
+    return run_video(
+        path, windows_out, frames_out, _mapping(mapping), _settings(window_ms, stride_ms, settings), progress
+    )
+
+
+def load_mapping(name_or_path: str | Path | None = None) -> Mapping:
+    """Load and validate an emotion mapping: a shipped name, a YAML path, or None (micro_emotions)."""
+    from .mapping import load_mapping as load
+
+    return load(name_or_path)
+
+
+def score_emotions(intensity: pd.DataFrame, mapping: str | Path | Mapping | None = None) -> pd.DataFrame:
+    """Score AU intensities (columns ``AU12``, ``AU12_left``..., 0-5) with a mapping; see docs/mapping.md."""
+    from .mapping import score
+
+    return score(intensity, _mapping(mapping))
+
+
+def __getattr__(name: str) -> Any:
+    """Result and settings types load lazily (they pull in pandas)."""
+    if name in {"AnalysisResult", "PipelineSettings", "RunSummary"}:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "Mapping":
+        from . import mapping
+
+        return mapping.Mapping
+    raise AttributeError(f"module 'aupipe' has no attribute {name!r}")

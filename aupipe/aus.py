@@ -1,0 +1,486 @@
+"""AUs: per-frame FACS Action Unit intensities on the 0-5 scale.
+
+0 = absent, 1 = FACS A (trace) ... 5 = FACS E (maximum). Columns are named OpenFace-style:
+``AU12_r`` (intensity, both sides), ``AU12_left_r`` / ``AU12_right_r`` (the person's own left
+and right side, for AUs that can be one-sided). Frames without a face are NaN.
+
+Estimator: MediaPipe's blendshape scores (0..1, a learned appearance model) through the
+FACS-grounded table ``BLENDSHAPE_AUS``: each AU is the mean of the blendshapes of its muscle
+action, scaled by ``gain`` to the 0-5 scale. Everything is vectorised over frames.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .landmarks import BLENDSHAPE_NAMES
+
+#: The AUs aupipe reports, as two-digit numbers.
+AU_NUMBERS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 28, 43)
+AU_NAMES: tuple[str, ...] = tuple(f"AU{n:02d}" for n in AU_NUMBERS)
+#: AUs that can act on one side of the face; they get ``_left_r`` / ``_right_r`` columns.
+SIDED_AUS: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU06", "AU07", "AU12", "AU14", "AU15", "AU20")
+
+AU_DESCRIPTIONS: dict[str, str] = {
+    "AU01": "Inner Brow Raiser", "AU02": "Outer Brow Raiser", "AU04": "Brow Lowerer",
+    "AU05": "Upper Lid Raiser", "AU06": "Cheek Raiser", "AU07": "Lid Tightener",
+    "AU09": "Nose Wrinkler", "AU10": "Upper Lip Raiser", "AU12": "Lip Corner Puller",
+    "AU14": "Dimpler", "AU15": "Lip Corner Depressor", "AU17": "Chin Raiser",
+    "AU20": "Lip Stretcher", "AU23": "Lip Tightener", "AU24": "Lip Pressor",
+    "AU25": "Lips Part", "AU26": "Jaw Drop", "AU28": "Lip Suck", "AU43": "Eyes Closed",
+}  # fmt: skip
+
+#: AU -> (blendshapes of the person's left side, of the right side, of the midline).
+#: MediaPipe names sides from the person's point of view (``mouthSmileLeft`` = own left).
+BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "AU01": ((), (), ("browInnerUp",)),  # frontalis, pars medialis
+    "AU02": (("browOuterUpLeft",), ("browOuterUpRight",), ()),  # frontalis, pars lateralis
+    "AU04": (("browDownLeft",), ("browDownRight",), ()),  # corrugator, depressor supercilii
+    "AU05": (("eyeWideLeft",), ("eyeWideRight",), ()),  # levator palpebrae superioris
+    "AU06": (("cheekSquintLeft",), ("cheekSquintRight",), ()),  # orbicularis oculi, orbital
+    "AU07": (("eyeSquintLeft",), ("eyeSquintRight",), ()),  # orbicularis oculi, palpebral
+    "AU09": (("noseSneerLeft",), ("noseSneerRight",), ()),  # levator labii sup. alaeque nasi
+    "AU10": (("mouthUpperUpLeft",), ("mouthUpperUpRight",), ()),  # levator labii superioris
+    "AU12": (("mouthSmileLeft",), ("mouthSmileRight",), ()),  # zygomaticus major
+    "AU14": (("mouthDimpleLeft",), ("mouthDimpleRight",), ()),  # buccinator
+    "AU15": (("mouthFrownLeft",), ("mouthFrownRight",), ()),  # depressor anguli oris
+    "AU17": ((), (), ("mouthShrugLower",)),  # mentalis
+    "AU20": (("mouthStretchLeft",), ("mouthStretchRight",), ()),  # risorius, platysma
+    "AU23": (("mouthPressLeft",), ("mouthPressRight",), ("mouthRollUpper", "mouthRollLower")),  # orb. oris
+    "AU24": (("mouthPressLeft",), ("mouthPressRight",), ()),  # orbicularis oris (pressing)
+    "AU25": (("mouthLowerDownLeft",), ("mouthLowerDownRight",), ("jawOpen",)),  # lips apart
+    "AU26": ((), (), ("jawOpen",)),  # masseter relaxed, jaw drops
+    "AU28": ((), (), ("mouthRollUpper", "mouthRollLower")),  # orbicularis oris (sucking lips in)
+    "AU43": (("eyeBlinkLeft",), ("eyeBlinkRight",), ()),  # levator relaxed, eyes closed
+}
+
+
+#: Geometric measures on the normalised mesh (canonical frame: x towards the person's left,
+#: y up; units of face width). Landmark sets per side: (person's right, person's left).
+_SIDES = ("right", "left")
+BROW_INNER = ((107, 55), (336, 285))
+BROW_OUTER = ((70, 46, 105), (300, 276, 334))
+BROW_ALL = ((107, 55, 66, 105), (336, 285, 296, 334))
+UPPER_LID = ((159, 158, 160), (386, 385, 387))
+LOWER_LID = ((145, 144, 153), (374, 373, 380))
+CHEEK = ((50, 101, 118), (280, 330, 347))
+NOSE_WING = ((64, 129, 98), (294, 358, 327))
+UPPER_LIP_SIDE = ((37, 39), (267, 269))
+LIP_CORNER = ((61,), (291,))
+UPPER_LIP_OUTER, UPPER_LIP_INNER, LOWER_LIP_INNER, LOWER_LIP_OUTER = 0, 13, 14, 17
+CHIN_BOSS = (18, 200)
+JAW = (152, 175)
+
+#: Raw geometric signals (n frames) computed by ``geometric_measures``; all in face widths.
+MEASURES: tuple[str, ...] = tuple(
+    [f"{name}_{side}" for name in ("brow_inner_y", "brow_outer_y", "brow_y", "brow_inner_x", "upper_lid_y",
+                                   "lower_lid_y", "eye_aperture", "cheek_y", "nose_wing_y", "upper_lip_y",
+                                   "corner_y", "corner_x") for side in _SIDES]
+    + ["lip_thickness", "lip_gap", "chin_y", "jaw_y"]
+)  # fmt: skip
+
+#: AU -> (measure stem, sign, displacement in face widths that reaches FACS E = 5).
+#: Sided stems are evaluated per side; ``None`` means the AU has no geometric signal.
+GEOMETRY_AUS: dict[str, tuple[str, float, float] | None] = {
+    "AU01": ("brow_inner_y", +1.0, 0.06),  # inner brow moves up
+    "AU02": ("brow_outer_y", +1.0, 0.06),  # outer brow moves up
+    "AU04": ("brow_y", -1.0, 0.06),  # brow moves down (and together, see brow_inner_x)
+    "AU05": ("upper_lid_y", +1.0, 0.04),  # upper lid moves up
+    "AU06": ("cheek_y", +1.0, 0.04),  # infraorbital cheek moves up
+    "AU07": ("lower_lid_y", +1.0, 0.03),  # lower lid moves up (tightens)
+    "AU09": ("nose_wing_y", +1.0, 0.04),  # nose wings move up
+    "AU10": ("upper_lip_y", +1.0, 0.05),  # upper lip moves up
+    "AU12": ("corner_y", +1.0, 0.08),  # lip corners move up
+    "AU14": None,  # dimpling is a depth/texture change the mesh barely shows: blendshape only
+    "AU15": ("corner_y", -1.0, 0.05),  # lip corners move down
+    "AU17": ("chin_y", +1.0, 0.06),  # chin boss pushes up
+    "AU20": ("corner_x", +1.0, 0.05),  # lip corners move outwards (minus any rise, see code)
+    "AU23": ("lip_thickness", -1.0, 0.06),  # red of the lips narrows
+    "AU24": ("lip_thickness", -1.0, 0.06),  # lips pressed (thinner) while closed
+    "AU25": ("lip_gap", +1.0, 0.08),  # lips apart (absolute gap, not relative to neutral)
+    "AU26": ("jaw_y", -1.0, 0.15),  # jaw drops
+    "AU28": None,  # lips sucked in: blendshape only
+    "AU43": ("eye_aperture", -1.0, 1.0),  # relative closure: 1 - aperture / neutral aperture
+}
+
+
+@dataclass(frozen=True)
+class AuSettings:
+    """How AU intensities are made.
+
+    gain: blendshape score (0..1) -> intensity (0..5); 5 maps a score of 1 to FACS E.
+    blendshape_weight: share of the blendshape signal in the combined intensity (the rest is
+        geometry); AUs with one signal use it alone.
+    calibration_s: the neutral baseline is estimated from the first ``calibration_s`` seconds
+        (the whole video when shorter); output starts once it is known.
+    neutral_fraction: the least expressive fraction of calibration frames taken as neutral.
+    max_resting_offset: cap (0-5) on how much of a blendshape AU the baseline may remove: a
+        resting face can look like a trace of an AU, a stronger one is an expression.
+    neutral_range_s: explicit (start_s, end_s) of a neutral stretch; replaces the estimate.
+    presence_threshold: ``AUxx_c`` is 1 where ``AUxx_r`` >= this (1.0 = FACS A, trace).
+    smooth: temporal filter on/off (a 3-frame median, then [1, 2, 1] / 4 smoothing).
+    """
+
+    gain: float = 5.0
+    blendshape_weight: float = 0.6
+    calibration_s: float = 30.0
+    neutral_fraction: float = 0.2
+    max_resting_offset: float = 1.0
+    neutral_range_s: tuple[float, float] | None = None
+    presence_threshold: float = 1.0
+    smooth: bool = True
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A person's neutral face: per blendshape-AU offsets (0-5) and per geometric measure values.
+
+    blendshape: Series over ``au_columns()`` (subtracted from blendshape intensities);
+    geometry: Series over ``MEASURES`` (face widths); source: how it was obtained;
+    n_frames: how many frames it rests on.
+    """
+
+    blendshape: pd.Series
+    geometry: pd.Series
+    source: str
+    n_frames: int
+
+    def table(self) -> pd.DataFrame:
+        """Long form for output: columns signal, kind, value, source, n_frames."""
+        parts = [
+            pd.DataFrame({"signal": self.blendshape.index, "kind": "blendshape_au", "value": self.blendshape.values}),
+            pd.DataFrame({"signal": self.geometry.index, "kind": "geometry", "value": self.geometry.values}),
+        ]
+        table = pd.concat(parts, ignore_index=True)
+        table["source"] = self.source
+        table["n_frames"] = self.n_frames
+        return table
+
+
+def au_columns(sided: bool = True) -> list[str]:
+    """Intensity column names of the frame table, in output order."""
+    columns = [f"{au}_r" for au in AU_NAMES]
+    if sided:
+        columns += [f"{au}_{side}_r" for au in SIDED_AUS for side in ("left", "right")]
+    return columns
+
+
+def presence_columns() -> list[str]:
+    """Presence column names (``AU01_c`` ...), one per AU."""
+    return [f"{au}_c" for au in AU_NAMES]
+
+
+def blendshape_intensity(blendshapes: np.ndarray, settings: AuSettings = AuSettings()) -> pd.DataFrame:
+    """AU intensities (n rows, ``au_columns()``) from (n, 52) blendshape scores; NaN rows stay NaN."""
+    index = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
+    scores = np.asarray(blendshapes, dtype=np.float64).reshape(-1, len(BLENDSHAPE_NAMES))
+
+    def mean_of(names: tuple[str, ...]) -> np.ndarray | None:
+        if not names:
+            return None
+        return scores[:, [index[name] for name in names]].mean(axis=1)
+
+    columns: dict[str, np.ndarray] = {}
+    sides: dict[str, np.ndarray] = {}
+    for au, (left_names, right_names, mid_names) in BLENDSHAPE_AUS.items():
+        left, right, mid = mean_of(left_names), mean_of(right_names), mean_of(mid_names)
+        parts = [p for p in (left, right) if p is not None]
+        bilateral = np.mean(parts, axis=0) if parts else None
+        if mid is not None and bilateral is not None:
+            combined = np.maximum(mid, bilateral)
+        else:
+            combined = mid if mid is not None else bilateral
+        assert combined is not None
+        columns[f"{au}_r"] = combined
+        if au in SIDED_AUS:
+            sides[f"{au}_left_r"] = left if left is not None else combined
+            sides[f"{au}_right_r"] = right if right is not None else combined
+    columns.update(sides)
+    frame = pd.DataFrame(columns)[au_columns()]
+    return (frame * settings.gain).clip(0.0, 5.0)
+
+
+def geometric_measures(mesh: np.ndarray) -> pd.DataFrame:
+    """Raw geometric signals (n rows, ``MEASURES``) of a normalised mesh (n, 478, 3), face widths.
+
+    Heights are y (up) of landmark means; ``brow_inner_x`` is the inner brow's distance from
+    the midline; ``eye_aperture`` upper minus lower lid; ``corner_x`` the lip corner's distance
+    from the midline; ``lip_thickness`` the red of both lips; ``lip_gap`` inner upper minus inner
+    lower lip (>= 0 when apart).
+    """
+    mesh = np.asarray(mesh, dtype=np.float64)
+    y, x = mesh[..., 1], mesh[..., 0]
+
+    def height(ids: tuple[int, ...]) -> np.ndarray:
+        return y[:, list(ids)].mean(axis=1)
+
+    def midline_distance(ids: tuple[int, ...]) -> np.ndarray:
+        return np.abs(x[:, list(ids)].mean(axis=1))
+
+    data: dict[str, np.ndarray] = {}
+    for stem, sets, fn in (
+        ("brow_inner_y", BROW_INNER, height), ("brow_outer_y", BROW_OUTER, height), ("brow_y", BROW_ALL, height),
+        ("brow_inner_x", BROW_INNER, midline_distance), ("upper_lid_y", UPPER_LID, height),
+        ("lower_lid_y", LOWER_LID, height), ("cheek_y", CHEEK, height), ("nose_wing_y", NOSE_WING, height),
+        ("upper_lip_y", UPPER_LIP_SIDE, height), ("corner_y", LIP_CORNER, height),
+        ("corner_x", LIP_CORNER, midline_distance),
+    ):  # fmt: skip
+        for side, ids in zip(_SIDES, sets):
+            data[f"{stem}_{side}"] = fn(ids)
+    for side, (upper, lower) in zip(_SIDES, zip(UPPER_LID, LOWER_LID)):
+        data[f"eye_aperture_{side}"] = height(upper) - height(lower)
+    data["lip_thickness"] = (y[:, UPPER_LIP_OUTER] - y[:, UPPER_LIP_INNER]) + (y[:, LOWER_LIP_INNER] - y[:, LOWER_LIP_OUTER])
+    data["lip_gap"] = y[:, UPPER_LIP_INNER] - y[:, LOWER_LIP_INNER]
+    data["chin_y"] = height(CHIN_BOSS)
+    data["jaw_y"] = height(JAW)
+    return pd.DataFrame(data)[list(MEASURES)]
+
+
+def geometric_intensity(measures: pd.DataFrame, neutral: pd.Series) -> pd.DataFrame:
+    """AU intensities (0-5) from geometric measures relative to the neutral ones.
+
+    Per AU: sign * (measure - neutral) / e_level * 5, clipped to 0..5. Special cases: AU25 uses
+    the absolute lip gap; AU43 the relative eye closure 1 - aperture / neutral aperture;
+    AU04 adds the inner brows drawing together; AU20 subtracts any lip-corner rise (a smile
+    also widens the mouth); AU24 counts only while the lips are closed. Returns the columns of
+    ``au_columns()`` that have a geometric signal (AU14 and AU28 have none).
+    """
+
+    def scaled(delta: pd.Series | np.ndarray, e_level: float) -> np.ndarray:
+        return np.clip(np.asarray(delta, dtype=np.float64) / e_level * 5.0, 0.0, 5.0)
+
+    def delta(name: str) -> np.ndarray:
+        return measures[name].to_numpy(dtype=np.float64) - float(neutral[name])
+
+    out: dict[str, np.ndarray] = {}
+    lips_closed = measures["lip_gap"].to_numpy(dtype=np.float64) < 0.01
+    for au, spec in GEOMETRY_AUS.items():
+        if spec is None:
+            continue
+        stem, sign, e_level = spec
+        if au == "AU25":
+            out[f"{au}_r"] = scaled(measures["lip_gap"].to_numpy() - max(float(neutral["lip_gap"]), 0.0), e_level)
+            continue
+        if au == "AU43":
+            per_side = [
+                scaled(1.0 - measures[f"eye_aperture_{s}"] / max(float(neutral[f"eye_aperture_{s}"]), 1e-6), e_level)
+                for s in _SIDES
+            ]
+        elif stem in ("lip_thickness", "chin_y", "jaw_y"):
+            value = scaled(sign * delta(stem), e_level)
+            if au == "AU24":
+                value = np.where(lips_closed, value, 0.0)
+            per_side = [value, value]
+        else:
+            per_side = []
+            for s in _SIDES:
+                moved = sign * delta(f"{stem}_{s}")
+                if au == "AU04":
+                    moved = moved - delta(f"brow_inner_x_{s}")
+                elif au == "AU20":
+                    moved = moved - np.maximum(delta(f"corner_y_{s}"), 0.0)
+                per_side.append(scaled(moved, e_level))
+        right, left = per_side
+        out[f"{au}_r"] = (right + left) / 2.0
+        if au in SIDED_AUS:
+            out[f"{au}_left_r"] = left
+            out[f"{au}_right_r"] = right
+    nan_rows = measures.isna().any(axis=1).to_numpy()
+    table = pd.DataFrame(out, index=measures.index)
+    table.loc[nan_rows] = np.nan
+    return table[[c for c in au_columns() if c in table.columns]]
+
+
+def _expressiveness(blendshape_au: pd.DataFrame) -> np.ndarray:
+    """Per-frame sum of blendshape AU intensities (NaN without face): low = close to neutral."""
+    values = blendshape_au[[f"{au}_r" for au in AU_NAMES if au not in ("AU25", "AU26", "AU43")]]
+    return values.to_numpy(dtype=np.float64).sum(axis=1)
+
+
+def estimate_baseline(
+    blendshape_au: pd.DataFrame,
+    measures: pd.DataFrame,
+    time_ms: np.ndarray,
+    settings: AuSettings = AuSettings(),
+    source: str | None = None,
+) -> Baseline:
+    """The person's neutral face from the given frames.
+
+    With ``settings.neutral_range_s`` only the frames in that range count and all of them are
+    neutral. Otherwise the least expressive ``neutral_fraction`` of the face frames (lowest sum
+    of blendshape AUs; speech AUs 25/26 and blinks left out) are taken. Baseline = their median;
+    blendshape offsets are capped at ``max_resting_offset``. No face at all -> zero offsets and
+    the canonical face's measures.
+    """
+    face = np.isfinite(_expressiveness(blendshape_au)) & measures.notna().all(axis=1).to_numpy()
+    if settings.neutral_range_s is not None:
+        start_s, end_s = settings.neutral_range_s
+        chosen = face & (time_ms >= start_s * 1000.0) & (time_ms <= end_s * 1000.0)
+        label = source or f"neutral range {start_s:g}-{end_s:g} s"
+    else:
+        score = np.where(face, _expressiveness(blendshape_au), np.inf)
+        count = int(np.ceil(face.sum() * settings.neutral_fraction))
+        chosen = np.zeros(len(score), dtype=bool)
+        if count:
+            chosen[np.argsort(score, kind="stable")[:count]] = True
+        label = source or f"least expressive {settings.neutral_fraction:.0%} of the first {settings.calibration_s:g} s"
+    if not chosen.any():
+        canonical = geometric_measures(canonical_face_mesh()[None])
+        return Baseline(
+            pd.Series(0.0, index=au_columns()), canonical.iloc[0], "none (no face in the neutral frames)", 0
+        )
+    blendshape = blendshape_au.loc[chosen].median().clip(upper=settings.max_resting_offset)
+    geometry = measures.loc[chosen].median()
+    return Baseline(blendshape, geometry, label, int(chosen.sum()))
+
+
+def canonical_face_mesh() -> np.ndarray:
+    """MediaPipe's canonical face as a (478, 3) normalised mesh (the 10 iris points, absent from
+    the canonical model and unused by the measures, are set to 0)."""
+    from .normalize import canonical_face
+
+    vertices = canonical_face().vertices
+    return np.vstack([vertices, np.zeros((478 - len(vertices), 3))])
+
+
+def smooth(values: np.ndarray) -> np.ndarray:
+    """Temporal filter over frames (axis 0) of (n, k) intensities; NaN frames stay NaN.
+
+    A 3-frame median removes one-frame landmark jitter (33 ms at 30 fps, shorter than any
+    micro-expression) yet keeps a 2-frame event whole; a [1, 2, 1] / 4 smoothing then takes off
+    the remaining noise: a 3-frame spike keeps its full height at its centre, a 2-frame one 75 %.
+    Missing neighbours (video ends, no face) are skipped, not treated as zeros.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return values.copy()
+    pad = np.full((1, values.shape[1]), np.nan)
+    padded = np.vstack([pad, values, pad])
+    stacked = np.stack([padded[:-2], padded[1:-1], padded[2:]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(stacked, axis=0)
+    median[np.isnan(values)] = np.nan
+    padded = np.vstack([pad, median, pad])
+    weights = np.array([1.0, 2.0, 1.0])[:, None, None]
+    stacked = np.stack([padded[:-2], padded[1:-1], padded[2:]])
+    valid = np.isfinite(stacked)
+    total = np.where(valid, stacked, 0.0) * weights
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total.sum(axis=0) / (valid * weights).sum(axis=0)
+    out[np.isnan(values)] = np.nan
+    return out
+
+
+def intensity(
+    blendshape_au: pd.DataFrame, measures: pd.DataFrame, baseline: Baseline, settings: AuSettings = AuSettings()
+) -> pd.DataFrame:
+    """Combined AU intensities (``au_columns()``, 0-5, unfiltered) relative to the person's baseline.
+
+    Blendshape intensities minus the baseline offsets, and geometric intensities relative to the
+    neutral measures, mixed ``blendshape_weight`` : (1 - blendshape_weight) where both exist.
+    """
+    from_blendshapes = (blendshape_au - baseline.blendshape).clip(lower=0.0, upper=5.0)
+    from_geometry = geometric_intensity(measures, baseline.geometry)
+    combined = from_blendshapes.copy()
+    w = settings.blendshape_weight
+    for column in from_geometry.columns:
+        combined[column] = w * from_blendshapes[column].to_numpy() + (1 - w) * from_geometry[column].to_numpy()
+    return combined[au_columns()]
+
+
+def finish(raw_intensity: pd.DataFrame, settings: AuSettings = AuSettings()) -> pd.DataFrame:
+    """Filtered intensities (``AUxx_r`` ...) plus presence columns (``AUxx_c``: 1.0/0.0, NaN w/o face)."""
+    values = raw_intensity[au_columns()].to_numpy(dtype=np.float64)
+    if settings.smooth:
+        values = smooth(values)
+    table = pd.DataFrame(values, columns=au_columns(), index=raw_intensity.index)
+    for au in AU_NAMES:
+        column = table[f"{au}_r"]
+        table[f"{au}_c"] = np.where(column.isna(), np.nan, (column >= settings.presence_threshold).astype(float))
+    return table
+
+
+@dataclass(frozen=True)
+class AuState:
+    """What ``step`` carries between chunks.
+
+    pending: frame rows (with ``bs_*`` and geometric measure columns) waiting for the baseline;
+    baseline: set once calibration ends; context: the last raw intensity rows (filter context)
+    and held: how many of them are not yet emitted.
+    """
+
+    pending: pd.DataFrame | None = None
+    baseline: Baseline | None = None
+    context: pd.DataFrame | None = None
+    held: int = 0
+
+
+_CONTEXT_ROWS = 4  # the filter reaches 2 frames each way
+
+
+def _calibrated(frames: pd.DataFrame, settings: AuSettings) -> bool:
+    times = frames["time_ms"].to_numpy()
+    end_s = settings.calibration_s
+    if settings.neutral_range_s is not None:
+        end_s = max(end_s, settings.neutral_range_s[1])
+    return len(times) > 0 and times[-1] - times[0] >= end_s * 1000.0
+
+
+def signals(frames: pd.DataFrame, settings: AuSettings = AuSettings()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Blendshape AU intensities and geometric measures of frame rows with ``bs_*`` and ``g_*`` columns."""
+    blendshapes = frames[[f"bs_{name}" for name in BLENDSHAPE_NAMES]].to_numpy(dtype=np.float64)
+    measures = frames[[f"g_{name}" for name in MEASURES]].set_axis(list(MEASURES), axis=1)
+    return blendshape_intensity(blendshapes, settings).set_axis(frames.index), measures
+
+
+def step(
+    state: AuState, chunk: pd.DataFrame | None, settings: AuSettings = AuSettings(), final: bool = False,
+    baseline: Baseline | None = None,
+) -> tuple[pd.DataFrame, AuState]:  # fmt: skip
+    """Feed frame rows (``frame``, ``time_ms``, ``bs_*``, ``g_*`` measure columns); get rows with AUs.
+
+    Rows come out once the baseline is known (after ``calibration_s`` of video, or at the end)
+    and two frames late (the filter's look-ahead); ``final`` flushes everything. ``baseline``
+    fixes the baseline up front (e.g. from a separate neutral clip). Returns the finished rows:
+    the input columns plus ``AUxx_r``, sided ``AUxx_left_r`` / ``AUxx_right_r`` and ``AUxx_c``.
+    Streaming in any chunking gives the same rows as one call with the whole table.
+    """
+    parts = [p for p in (state.pending, chunk) if p is not None and len(p)]
+    pending = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else None)
+    current = state.baseline or baseline
+    if current is None:
+        if pending is None:
+            return pd.DataFrame(), state
+        if not (final or _calibrated(pending, settings)):
+            return pd.DataFrame(), AuState(pending=pending)
+        blendshape_au, measures = signals(pending, settings)
+        current = estimate_baseline(blendshape_au, measures, pending["time_ms"].to_numpy(), settings)
+    pieces = [state.context] if state.context is not None and len(state.context) else []
+    if pending is not None:
+        blendshape_au, measures = signals(pending, settings)
+        raw_au = intensity(blendshape_au, measures, current, settings).reset_index(drop=True)
+        pieces.append(pd.concat([pending.reset_index(drop=True), raw_au], axis=1))
+    if not pieces:
+        return pd.DataFrame(), AuState(baseline=current)
+    joined = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
+    n_context = len(state.context) if state.context is not None else 0
+    first = n_context - state.held
+    last = len(joined) if final else max(len(joined) - 2, first)
+    finished = finish(joined[au_columns()], settings).iloc[first:last].reset_index(drop=True)
+    rows = joined.iloc[first:last].drop(columns=au_columns()).reset_index(drop=True)
+    out = pd.concat([rows, finished], axis=1)
+    context = joined.iloc[max(len(joined) - _CONTEXT_ROWS, 0) :].reset_index(drop=True)
+    return out, AuState(baseline=current, context=context, held=len(joined) - last)
+
+
+def compute_aus(
+    frames: pd.DataFrame, settings: AuSettings = AuSettings(), baseline: Baseline | None = None
+) -> tuple[pd.DataFrame, Baseline | None]:
+    """AUs of a whole frame table at once (the non-streaming form of ``step``) and its baseline."""
+    out, state = step(AuState(), frames, settings, final=True, baseline=baseline)
+    return out, state.baseline

@@ -1,0 +1,132 @@
+"""Command line: parses arguments and calls the public API; errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import aupipe
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+def _positive_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 ms, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aupipe`` argument parser with its sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="aupipe",
+        description="Facial Action Units and fine-grained emotions from video (MediaPipe face mesh -> FACS AUs -> emotions).",
+    )
+    parser.add_argument("--version", action="version", version=f"aupipe {aupipe.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="analyse one video: per-window AUs and emotions as CSV")
+    run.add_argument("video", help="video file (.mp4 .mov .avi .flv .webm ...) or a folder of images")
+    run.add_argument("-o", "--output", help="window table CSV (default: VIDEO_STEM.windows.csv here)")
+    run.add_argument("--frames", metavar="FRAMES.csv", help="also write the per-frame table")
+    run.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
+    run.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
+    run.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
+    run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
+    mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)
+    validate = mapping_commands.add_parser("validate", help="validate a mapping file (errors and warnings)")
+    validate.add_argument("file", help="mapping name or YAML file")
+    show = mapping_commands.add_parser("show", help="print a readable table of categories and rules")
+    show.add_argument("file", help="mapping name or YAML file")
+    return parser
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
+    print(f"aupipe: warning: {message}", file=sys.stderr)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .pipeline import PipelineSettings
+
+    output = args.output or f"{Path(args.video).stem}.windows.csv"
+    settings = dataclasses.replace(PipelineSettings(), include_landmarks=not args.no_landmarks)
+    summary = aupipe.run(
+        args.video,
+        output,
+        args.frames,
+        mapping=args.mapping,
+        window_ms=args.window_ms,
+        stride_ms=args.stride_ms,
+        settings=settings,
+        progress=not args.quiet,
+    )
+    written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
+    if summary.interrupted:
+        print(
+            f"aupipe: interrupted after {summary.n_frames} frames; {written} hold everything up to there",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(f"aupipe: {summary.n_frames} frames, {summary.n_windows} windows -> {written}", file=sys.stderr)
+    return 0
+
+
+def _cmd_mapping(args: argparse.Namespace) -> int:
+    from . import mapping
+
+    loaded = mapping.load_mapping(args.file)
+    if args.mapping_command == "validate":
+        for line in mapping.validation_warnings(loaded):
+            print(f"aupipe: warning: {line}", file=sys.stderr)
+        print(f"{args.file}: valid ({len(loaded.categories)} categories, {len(loaded.parents)} parents)")
+    else:
+        print(mapping.describe(loaded))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aupipe`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    warnings.showwarning = _show_warning  # type: ignore[assignment]
+    warnings.simplefilter("default", aupipe.AupipeWarning)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_mapping(args)
+    except aupipe.AupipeError as err:
+        print(f"aupipe: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("aupipe: interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        if os.environ.get("AUPIPE_DEBUG"):
+            raise
+        detail = str(err).splitlines()[0] if str(err) else ""
+        print(
+            f"aupipe: internal error: {type(err).__name__}: {detail} (set AUPIPE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""aupipe's exception family: every error carries a one-line, user-facing message."""
+
+
+class AupipeError(Exception):
+    """Base class; ``str(err)`` is the one line shown to the user. ``exit_code`` for the CLI."""
+
+    exit_code = 1
+
+
+class InputError(AupipeError):
+    """A missing, unreadable, corrupt or empty input (video, folder, file)."""
+
+    exit_code = 2
+
+
+class MappingError(AupipeError):
+    """A malformed or invalid mapping YAML file."""
+
+    exit_code = 3
+
+
+class OutputError(AupipeError):
+    """An output path that cannot be written."""
+
+    exit_code = 4
+
+
+class AupipeWarning(UserWarning):
+    """Something the user should know that does not stop the run (e.g. no face in some frames)."""

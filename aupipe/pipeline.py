@@ -1,0 +1,351 @@
+"""The pipeline: frames -> landmarks -> normalised mesh -> AUs -> windows -> emotions.
+
+Streams in chunks of frames so that memory stays flat; each stage is a function of the
+stage before it. ``stream`` yields per-chunk tables, ``analyze`` collects them into
+DataFrames, ``run`` writes them to CSV files atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import aus, landmarks, mapping, normalize, video, windows
+from ._native import quiet_native_stderr
+from .errors import AupipeWarning
+from .output import AtomicCsvWriter
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Settings of every stage; ``chunk_frames`` frames are processed together (vectorised)."""
+
+    video: video.VideoSettings = field(default_factory=video.VideoSettings)
+    landmarks: landmarks.LandmarkSettings = field(default_factory=landmarks.LandmarkSettings)
+    normalize: normalize.NormalizeSettings = field(default_factory=normalize.NormalizeSettings)
+    aus: aus.AuSettings = field(default_factory=aus.AuSettings)
+    windows: windows.WindowSettings = field(default_factory=windows.WindowSettings)
+    chunk_frames: int = 64
+    include_landmarks: bool = True
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One step of the stream: its frame rows and the windows completed by it."""
+
+    frames: pd.DataFrame
+    windows: pd.DataFrame
+
+
+def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
+    """The raw per-frame table of one batch: ids, face box, pose, geometric measures, blendshapes
+    and (optionally) landmarks. The AU stage adds the AU columns (docs/outputs.md)."""
+    pose = normalize.head_pose_deg(batch.transform)
+    mesh = normalize.normalize_mesh(batch.landmarks_px, settings.normalize)
+    measures = aus.geometric_measures(mesh)
+    data: dict[str, np.ndarray] = {
+        "frame": batch.frame,
+        "time_ms": batch.time_ms,
+        "face_found": batch.face_found,
+        "box_x_px": batch.face_box_px[:, 0],
+        "box_y_px": batch.face_box_px[:, 1],
+        "box_w_px": batch.face_box_px[:, 2],
+        "box_h_px": batch.face_box_px[:, 3],
+        "face_width_px": normalize.face_width(batch.landmarks_px),
+        "pitch_deg": pose[:, 0],
+        "yaw_deg": pose[:, 1],
+        "roll_deg": pose[:, 2],
+    }
+    for name in aus.MEASURES:
+        data[f"g_{name}"] = measures[name].to_numpy()
+    for j, name in enumerate(landmarks.BLENDSHAPE_NAMES):
+        data[f"bs_{name}"] = batch.blendshapes[:, j]
+    if settings.include_landmarks:
+        for axis, letter in enumerate("xyz"):
+            for i in range(landmarks.N_LANDMARKS):
+                data[f"{letter}_{i}"] = batch.landmarks_px[:, i, axis]
+    return pd.DataFrame(data)
+
+
+def order_columns(frames: pd.DataFrame) -> pd.DataFrame:
+    """Frame table in documented order: ids and pose, AUs (``_r``, sided, ``_c``), the rest."""
+    au_first = [c for c in (*aus.au_columns(), *aus.presence_columns()) if c in frames.columns]
+    head = [c for c in frames.columns if not (c.startswith(("g_", "bs_")) or c[:2] in ("x_", "y_", "z_"))]
+    head = [c for c in head if c not in au_first]
+    tail = [c for c in frames.columns if c not in head and c not in au_first]
+    return frames[head + au_first + tail]
+
+
+def mapping_input(window_table: pd.DataFrame) -> pd.DataFrame:
+    """The AU intensities the mapping scores: each AU's window peak, named ``AU12``, ``AU12_left``..."""
+    peaks = [c for c in window_table.columns if c.startswith("AU") and c.endswith("_peak")]
+    return window_table[peaks].rename(columns=lambda c: c[: -len("_peak")])
+
+
+def label_windows(window_table: pd.DataFrame, emotion_map: mapping.Mapping) -> pd.DataFrame:
+    """Window table plus the mapping's scores, winner, core emotion and explanation."""
+    if window_table.empty:
+        scores = mapping.score(pd.DataFrame(columns=list(aus.AU_NAMES), dtype=float), emotion_map)
+        return pd.concat([window_table, scores], axis=1)
+    scores = mapping.score(mapping_input(window_table), emotion_map)
+    return pd.concat([window_table.reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
+
+
+def _batched(iterable: Iterator[video.Frame], size: int) -> Iterator[list[video.Frame]]:
+    while batch := list(itertools.islice(iterable, size)):
+        yield batch
+
+
+def stream_frames(
+    path: str | Path, settings: PipelineSettings = PipelineSettings(), progress: bool = False
+) -> Iterator[pd.DataFrame]:
+    """Yield the raw frame table of ``path`` chunk by chunk (``settings.chunk_frames`` rows each).
+
+    Frames -> landmarks -> normalised mesh -> geometric measures; the landmarker is closed when
+    the generator ends or is closed. Native log lines are kept off stderr throughout.
+    """
+    from tqdm import tqdm
+
+    info = video.probe(path, settings.video)
+    faces = total = 0
+    with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker:
+        bar = tqdm(
+            total=info.frame_count or None, unit="frame", disable=not progress, file=sys.stderr,
+            desc=Path(path).name, mininterval=0.5, dynamic_ncols=True, leave=False,
+        )  # fmt: skip
+        with bar:
+            timestamp = -1
+            for frames in _batched(iter(video.iter_frames(path, settings.video)), settings.chunk_frames):
+                batch = landmarks.detect(landmarker, frames, timestamp)
+                timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+                faces += int(batch.face_found.sum())
+                total += len(batch)
+                bar.update(len(batch))
+                yield frame_table(batch, settings)
+    _warn_coverage(path, faces, total)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The stages' carried state between chunks: AU stage (baseline, filter) and windows."""
+
+    au: aus.AuState = field(default_factory=aus.AuState)
+    windows: windows.WindowState = field(default_factory=windows.WindowState)
+
+
+def advance(
+    state: StreamState,
+    raw: pd.DataFrame | None,
+    emotion_map: mapping.Mapping,
+    settings: PipelineSettings = PipelineSettings(),
+    final: bool = False,
+    baseline: aus.Baseline | None = None,
+) -> tuple[Chunk, StreamState]:
+    """Push raw frame rows through AUs -> windows -> emotions; ``final`` flushes every stage.
+
+    Returns the finished frame rows and labelled windows, and the new state. Pure: the state
+    passed in is not changed, so an interrupted caller can always flush from the last state.
+    """
+    rows, au_state = aus.step(state.au, raw, settings.aus, final=final, baseline=baseline)
+    rows = order_columns(rows) if len(rows) else frame_table_empty(settings).iloc[0:0]
+    done, window_state = windows.step(state.windows, rows if len(rows) else None, settings.windows, final=final)
+    return Chunk(rows, label_windows(done, emotion_map)), StreamState(au_state, window_state)
+
+
+def stream(
+    path: str | Path,
+    emotion_map: mapping.Mapping,
+    settings: PipelineSettings = PipelineSettings(),
+    progress: bool = False,
+    baseline: aus.Baseline | None = None,
+) -> Iterator[tuple[Chunk, StreamState]]:
+    """Yield each step's finished frame rows and the windows they complete, with the state after it.
+
+    The last item flushes the stages (rows held for the baseline and the filter, the windows
+    that end with the video).
+    """
+    state = StreamState()
+    for raw in stream_frames(path, settings, progress):
+        chunk, state = advance(state, raw, emotion_map, settings, baseline=baseline)
+        yield chunk, state
+    chunk, state = advance(state, None, emotion_map, settings, final=True, baseline=baseline)
+    yield chunk, state
+
+
+def frame_table_empty(settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
+    """A frame table with all columns (AUs included) and no rows."""
+    empty = landmarks.LandmarkBatch(
+        frame=np.zeros(0, np.int64), time_ms=np.zeros(0), face_found=np.zeros(0, bool),
+        landmarks_px=np.zeros((0, landmarks.N_LANDMARKS, 3), np.float32),
+        blendshapes=np.zeros((0, len(landmarks.BLENDSHAPE_NAMES)), np.float32),
+        transform=np.zeros((0, 4, 4), np.float32), face_box_px=np.zeros((0, 4), np.float32),
+    )  # fmt: skip
+    raw = frame_table(empty, settings)
+    au_columns = pd.DataFrame(columns=[*aus.au_columns(), *aus.presence_columns()], dtype=float)
+    return order_columns(pd.concat([raw, au_columns], axis=1))
+
+
+def neutral_baseline(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> aus.Baseline:
+    """A baseline from a separate neutral clip or image folder: every face frame counts as neutral."""
+    raw = pd.concat(list(stream_frames(path, settings)), ignore_index=True)
+    blendshape_au, measures = aus.signals(raw, settings.aus)
+    neutral_settings = dataclasses.replace(settings.aus, neutral_range_s=None, neutral_fraction=1.0)
+    return aus.estimate_baseline(
+        blendshape_au, measures, raw["time_ms"].to_numpy(), neutral_settings, source=f"neutral clip {path}"
+    )
+
+
+def _warn_coverage(path: str | Path, faces: int, total: int) -> None:
+    if total and faces == 0:
+        warnings.warn(f"{path}: no face found in any of {total} frames; AU columns are empty", AupipeWarning, 2)
+    elif total and faces < total:
+        warnings.warn(
+            f"{path}: no face in {total - faces} of {total} frames ({100 * (total - faces) / total:.0f}%); "
+            "those frames have face_found = false and empty AUs",
+            AupipeWarning,
+            2,
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``run`` wrote: paths, frame and window counts, the baseline, and whether it was interrupted."""
+
+    windows_path: Path
+    frames_path: Path | None
+    n_frames: int
+    n_windows: int
+    interrupted: bool
+    baseline: aus.Baseline | None
+
+
+class _StopFlag:
+    """First Ctrl-C asks the run to stop after the current chunk; a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: object = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+
+def run(
+    path: str | Path,
+    windows_out: str | Path,
+    frames_out: str | Path | None = None,
+    emotion_map: mapping.Mapping | None = None,
+    settings: PipelineSettings = PipelineSettings(),
+    progress: bool = True,
+    baseline: aus.Baseline | None = None,
+    baseline_out: str | Path | None = None,
+) -> RunSummary:
+    """Stream ``path`` into CSV files; each file appears complete or not at all.
+
+    ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
+    ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
+    flushes the frames already processed through every stage and commits the files, so nothing
+    computed is lost (``interrupted`` is then True); a second Ctrl-C, or any error, removes the
+    temporary files and leaves no output.
+    """
+    emotion_map = emotion_map or mapping.load_mapping()
+    video.probe(path, settings.video)  # fail on bad input before creating any file
+    writers: dict[str, AtomicCsvWriter] = {}
+    n_frames = n_windows = 0
+    try:
+        writers["windows"] = AtomicCsvWriter(windows_out)
+        if frames_out is not None:
+            writers["frames"] = AtomicCsvWriter(frames_out)
+        if baseline_out is not None:
+            writers["baseline"] = AtomicCsvWriter(baseline_out)
+        state = StreamState()
+        with _StopFlag() as stop:
+            raw_tables = stream_frames(path, settings, progress)
+            raw: pd.DataFrame | None
+            for raw in itertools.chain(raw_tables, [None]):
+                final = raw is None or stop.requested
+                chunk, state = advance(state, raw, emotion_map, settings, final=final, baseline=baseline)
+                writers["windows"].write(chunk.windows)
+                if "frames" in writers:
+                    writers["frames"].write(chunk.frames)
+                n_windows += len(chunk.windows)
+                n_frames += len(chunk.frames)
+                if final:
+                    raw_tables.close()
+                    break
+        empty_frames = frame_table_empty(settings)
+        writers["windows"].commit(list(label_windows(windows.compute_windows(empty_frames), emotion_map).columns))
+        if "frames" in writers:
+            writers["frames"].commit(list(empty_frames.columns))
+        if "baseline" in writers:
+            if state.au.baseline is not None:
+                writers["baseline"].write(state.au.baseline.table())
+            writers["baseline"].commit(["signal", "kind", "value", "source", "n_frames"])
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    return RunSummary(
+        Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
+        state.au.baseline,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Result of ``aupipe.analyze``: per-frame and per-window DataFrames plus context.
+
+    frames: one row per decoded frame (docs/outputs.md); windows: one row per window;
+    baseline: the person's neutral baseline used for the AUs (``baseline.table()`` as a
+    DataFrame; None when no frame was processed); video: the container's header;
+    mapping_name: which emotion mapping labelled the windows.
+    """
+
+    frames: pd.DataFrame
+    windows: pd.DataFrame
+    baseline: aus.Baseline | None
+    video: video.VideoInfo
+    mapping_name: str
+
+
+def analyze(
+    path: str | Path,
+    emotion_map: mapping.Mapping | None = None,
+    settings: PipelineSettings = PipelineSettings(),
+    progress: bool = False,
+    baseline: aus.Baseline | None = None,
+) -> AnalysisResult:
+    """Run the whole pipeline on ``path`` and return the frame and window tables in memory."""
+    emotion_map = emotion_map or mapping.load_mapping()
+    info = video.probe(path, settings.video)
+    frame_parts: list[pd.DataFrame] = []
+    window_parts: list[pd.DataFrame] = []
+    state = StreamState()
+    for chunk, state in stream(path, emotion_map, settings, progress, baseline):
+        if len(chunk.frames):
+            frame_parts.append(chunk.frames)
+        window_parts.append(chunk.windows)
+    frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else frame_table_empty(settings)
+    window_table = pd.concat([w for w in window_parts if len(w)] or window_parts[-1:], ignore_index=True)
+    return AnalysisResult(frames, window_table, state.au.baseline, info, emotion_map.name)

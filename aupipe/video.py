@@ -1,0 +1,145 @@
+"""Frames: decode a video file (or a folder of images) into a stream of RGB frames.
+
+Frames are yielded one at a time with the container's own presentation timestamps, so
+variable frame rates come out right; nothing holds more than one frame of the video.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._native import quiet_native_stderr
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How to read frames.
+
+    image_fps: frame rate assumed for a folder of images (they carry no timestamps).
+    truncated_tolerance: a video that decodes fewer than this fraction of the frames its
+        container declares is reported as truncated or corrupt.
+    """
+
+    image_fps: float = 30.0
+    truncated_tolerance: float = 0.9
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says before decoding: fps (frames/s), declared frame count, size (px)."""
+
+    path: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    is_image_folder: bool = False
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: index (0-based), time_ms (presentation time), rgb (H, W, 3) uint8."""
+
+    index: int
+    time_ms: float
+    rgb: np.ndarray
+
+
+def _natural_key(path: Path) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(files, key=_natural_key)
+
+
+def probe(path: str | Path, settings: VideoSettings = VideoSettings()) -> VideoInfo:
+    """Open ``path`` and read its header. Raises InputError for anything that is not a readable video."""
+    import cv2
+
+    source = Path(path)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    if source.is_dir():
+        images = _image_files(source)
+        if not images:
+            raise InputError(f"{source}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        first = cv2.imread(str(images[0]))
+        if first is None:
+            raise InputError(f"{images[0]}: not a readable image")
+        return VideoInfo(str(source), settings.image_fps, len(images), first.shape[1], first.shape[0], True)
+    if source.stat().st_size == 0:
+        raise InputError(f"{source}: file is empty (0 bytes)")
+    with quiet_native_stderr():  # FFmpeg complains on fd 2 about files it cannot open
+        capture = cv2.VideoCapture(str(source))
+    try:
+        if not capture.isOpened():
+            raise InputError(f"{source}: not a video OpenCV/FFmpeg can read (corrupt, truncated or another kind of file)")
+        info = VideoInfo(
+            path=str(source),
+            fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
+            frame_count=max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0),
+            width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        )
+    finally:
+        capture.release()
+    if info.width <= 0 or info.height <= 0:
+        raise InputError(f"{source}: the file has no video stream")
+    return info
+
+
+def iter_frames(path: str | Path, settings: VideoSettings = VideoSettings()) -> Iterator[Frame]:
+    """Yield the frames of ``path`` in order, one at a time.
+
+    Timestamps come from the container (``CAP_PROP_POS_MSEC``); where it gives none that
+    increases, the declared fps fills in. Raises InputError for zero frames, and for a
+    video that stops well short of the frame count its container declares (truncated).
+    """
+    import cv2
+
+    info = probe(path, settings)
+    if info.is_image_folder:
+        step_ms = 1000.0 / settings.image_fps
+        for index, image_path in enumerate(_image_files(Path(path))):
+            bgr = cv2.imread(str(image_path))
+            if bgr is None:
+                raise InputError(f"{image_path}: not a readable image")
+            yield Frame(index, index * step_ms, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return
+
+    with quiet_native_stderr():
+        capture = cv2.VideoCapture(str(path))
+    fallback_step_ms = 1000.0 / info.fps if info.fps > 0 else 1000.0 / 30.0
+    index = 0
+    last_ms = -np.inf
+    try:
+        while True:
+            with quiet_native_stderr():
+                ok, bgr = capture.read()
+            if not ok or bgr is None:
+                break
+            time_ms = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+            if not np.isfinite(time_ms) or time_ms <= last_ms:
+                time_ms = index * fallback_step_ms if last_ms < 0 else last_ms + fallback_step_ms
+            last_ms = time_ms
+            yield Frame(index, time_ms, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            index += 1
+    finally:
+        capture.release()
+    if index == 0:
+        raise InputError(f"{path}: no frame could be decoded (zero frames, or a corrupt video)")
+    declared = info.frame_count
+    if declared > 0 and index < settings.truncated_tolerance * declared and declared - index > 2:
+        raise InputError(
+            f"{path}: video ends after {index} of {declared} frames; the file looks truncated or corrupt"
+        )

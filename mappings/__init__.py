@@ -1,0 +1,1 @@
+"""Shipped emotion-mapping files, installed as the package ``aupipe.mappings``."""
