@@ -57,6 +57,27 @@ def _settings(window_ms: float, stride_ms: float, settings: PipelineSettings | N
     return dataclasses.replace(base, windows=WindowSettings(window_ms=window_ms, stride_ms=stride_ms))
 
 
+def _baseline(neutral: str | Path | tuple[float, float] | None, settings: PipelineSettings) -> tuple[
+    PipelineSettings, Any
+]:
+    """Turn ``neutral`` (a (start_s, end_s) range, "0-2s", or a neutral clip/image path) into settings."""
+    import dataclasses
+    import re
+
+    if neutral is None:
+        return settings, None
+    if isinstance(neutral, str) and (match := re.fullmatch(r"\s*([\d.]+)\s*-\s*([\d.]+)\s*s?\s*", neutral)):
+        neutral = (float(match.group(1)), float(match.group(2)))
+    if isinstance(neutral, tuple):
+        start_s, end_s = neutral
+        if not 0 <= start_s < end_s:
+            raise InputError(f"neutral range {start_s:g}-{end_s:g} s: start must be >= 0 and before the end")
+        return dataclasses.replace(settings, aus=dataclasses.replace(settings.aus, neutral_range_s=(start_s, end_s))), None
+    from .pipeline import neutral_baseline
+
+    return settings, neutral_baseline(neutral, settings)
+
+
 def _mapping(mapping: str | Path | Mapping | None) -> Mapping:
     from .mapping import Mapping as MappingType
     from .mapping import load_mapping as load
@@ -70,6 +91,7 @@ def analyze(
     window_ms: float = 500.0,
     stride_ms: float = 100.0,
     *,
+    neutral: str | Path | tuple[float, float] | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = False,
 ) -> AnalysisResult:
@@ -77,13 +99,18 @@ def analyze(
 
     mapping: a shipped mapping name (``micro_emotions``, the default; ``basic_emotions``;
     ``casme2``), a YAML path, or a loaded ``Mapping``. window_ms / stride_ms: sliding windows
-    in milliseconds. ``settings`` overrides any stage's settings (``PipelineSettings``).
-    Returns ``AnalysisResult`` with ``.frames`` (one row per frame) and ``.windows``.
-    Raises ``InputError`` for a missing, unreadable, corrupt or empty video.
+    in milliseconds. neutral: where the person's neutral face is — a (start_s, end_s) range of
+    this video, a string like ``"0-2s"``, or the path of a separate neutral clip or image;
+    None estimates it from the video (see docs/aus.md). ``settings`` overrides any stage's
+    settings (``PipelineSettings``). Returns ``AnalysisResult`` with ``.frames`` (one row per
+    frame), ``.windows`` and ``.baseline``. Raises ``InputError`` for a missing, unreadable,
+    corrupt or empty video.
     """
     from .pipeline import analyze as analyze_video
 
-    return analyze_video(path, _mapping(mapping), _settings(window_ms, stride_ms, settings), progress)
+    emotion_map = _mapping(mapping)
+    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
+    return analyze_video(path, emotion_map, chosen, progress, baseline)
 
 
 def run(
@@ -94,19 +121,22 @@ def run(
     window_ms: float = 500.0,
     stride_ms: float = 100.0,
     *,
+    neutral: str | Path | tuple[float, float] | None = None,
+    baseline_out: str | Path | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = True,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV.
 
+    ``neutral`` as for ``analyze``; ``baseline_out`` also writes the baseline used as CSV.
     Files are written to a temporary name and renamed when complete; a first Ctrl-C stops
     early and keeps everything computed so far (``RunSummary.interrupted``).
     """
     from .pipeline import run as run_video
 
-    return run_video(
-        path, windows_out, frames_out, _mapping(mapping), _settings(window_ms, stride_ms, settings), progress
-    )
+    emotion_map = _mapping(mapping)
+    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
+    return run_video(path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out)
 
 
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:

@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
     run.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
     run.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
+    run.add_argument(
+        "--neutral", metavar="RANGE_OR_FILE",
+        help="the person's neutral face: a time range of this video (e.g. 0-2s) or a neutral clip/image "
+        "(default: estimated from the least expressive frames of the first 30 s)",
+    )  # fmt: skip
+    run.add_argument("--baseline-out", metavar="BASELINE.csv", help="also write the neutral baseline used")
+    run.add_argument(
+        "--au-backend", choices=("mediapipe", "pyfeat"), default="mediapipe",
+        help="AU estimator: mediapipe (default, offline) or pyfeat (extra aupipe[pyfeat], GPU if torch sees one)",
+    )  # fmt: skip
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -63,7 +73,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import PipelineSettings
 
     output = args.output or f"{Path(args.video).stem}.windows.csv"
-    settings = dataclasses.replace(PipelineSettings(), include_landmarks=not args.no_landmarks)
+    if args.au_backend == "pyfeat":
+        from .pyfeat_backend import require_pyfeat
+
+        require_pyfeat()
+    settings = dataclasses.replace(
+        PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=args.au_backend
+    )
     summary = aupipe.run(
         args.video,
         output,
@@ -71,6 +87,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         window_ms=args.window_ms,
         stride_ms=args.stride_ms,
+        neutral=args.neutral,
+        baseline_out=args.baseline_out,
         settings=settings,
         progress=not args.quiet,
     )
@@ -81,6 +99,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if summary.baseline is not None:
+        print(f"aupipe: neutral baseline: {summary.baseline.source} ({summary.baseline.n_frames} frames)", file=sys.stderr)
     print(f"aupipe: {summary.n_frames} frames, {summary.n_windows} windows -> {written}", file=sys.stderr)
     return 0
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import aus, landmarks, mapping, normalize, video, windows
 from ._native import quiet_native_stderr
-from .errors import AupipeWarning
+from .errors import AupipeError, AupipeWarning
 from .output import AtomicCsvWriter
 
 
@@ -37,6 +37,7 @@ class PipelineSettings:
     windows: windows.WindowSettings = field(default_factory=windows.WindowSettings)
     chunk_frames: int = 64
     include_landmarks: bool = True
+    au_backend: str = "mediapipe"
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,18 @@ class StreamState:
 
     au: aus.AuState = field(default_factory=aus.AuState)
     windows: windows.WindowState = field(default_factory=windows.WindowState)
+    external_aus: pd.DataFrame | None = None  # per-frame AUs of an external backend (py-feat)
+
+
+def initial_state(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> StreamState:
+    """The state a stream starts from; with ``au_backend="pyfeat"`` py-feat's AUs are computed first."""
+    if settings.au_backend == "pyfeat":
+        from .pyfeat_backend import detect_aus
+
+        return StreamState(external_aus=detect_aus(path))
+    if settings.au_backend != "mediapipe":
+        raise AupipeError(f"unknown AU backend {settings.au_backend!r}; use mediapipe or pyfeat")
+    return StreamState()
 
 
 def advance(
@@ -158,8 +171,21 @@ def advance(
     """
     rows, au_state = aus.step(state.au, raw, settings.aus, final=final, baseline=baseline)
     rows = order_columns(rows) if len(rows) else frame_table_empty(settings).iloc[0:0]
+    if settings.au_backend == "pyfeat" and len(rows):
+        rows = _pyfeat_aus(rows, state)
     done, window_state = windows.step(state.windows, rows if len(rows) else None, settings.windows, final=final)
-    return Chunk(rows, label_windows(done, emotion_map)), StreamState(au_state, window_state)
+    return Chunk(rows, label_windows(done, emotion_map)), StreamState(au_state, window_state, state.external_aus)
+
+
+def _pyfeat_aus(rows: pd.DataFrame, state: StreamState) -> pd.DataFrame:
+    """Replace the AU columns of ``rows`` by py-feat's (matched on ``frame``)."""
+    if state.external_aus is None:
+        return rows
+    external = state.external_aus.set_index("frame").reindex(rows["frame"].to_numpy())
+    for column in external.columns:
+        if column in rows:
+            rows[column] = external[column].to_numpy()
+    return rows
 
 
 def stream(
@@ -174,7 +200,7 @@ def stream(
     The last item flushes the stages (rows held for the baseline and the filter, the windows
     that end with the video).
     """
-    state = StreamState()
+    state = initial_state(path, settings)
     for raw in stream_frames(path, settings, progress):
         chunk, state = advance(state, raw, emotion_map, settings, baseline=baseline)
         yield chunk, state
@@ -279,7 +305,7 @@ def run(
             writers["frames"] = AtomicCsvWriter(frames_out)
         if baseline_out is not None:
             writers["baseline"] = AtomicCsvWriter(baseline_out)
-        state = StreamState()
+        state = initial_state(path, settings)
         with _StopFlag() as stop:
             raw_tables = stream_frames(path, settings, progress)
             raw: pd.DataFrame | None

@@ -57,19 +57,25 @@ def _natural_key(path: Path) -> list[object]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def _image_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+def _image_files(source: Path) -> list[Path]:
+    """The images of a folder in natural order (img2 before img10), or a single image file."""
+    if source.is_file():
+        return [source]
+    files = [p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     return sorted(files, key=_natural_key)
 
 
 def probe(path: str | Path, settings: VideoSettings = VideoSettings()) -> VideoInfo:
-    """Open ``path`` and read its header. Raises InputError for anything that is not a readable video."""
+    """Open ``path`` (a video, a folder of images or one image) and read its header.
+
+    Raises InputError for anything that is not a readable video or image.
+    """
     import cv2
 
     source = Path(path)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
-    if source.is_dir():
+    if source.is_dir() or source.suffix.lower() in IMAGE_SUFFIXES:
         images = _image_files(source)
         if not images:
             raise InputError(f"{source}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
