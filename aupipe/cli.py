@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="AU estimator: mediapipe (default, offline) or pyfeat (extra aupipe[pyfeat], GPU if torch sees one)",
     )  # fmt: skip
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
 
     mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from types import ModuleType
 
 import numpy as np
 
@@ -89,10 +91,32 @@ def model_bytes(settings: LandmarkSettings = LandmarkSettings()) -> bytes:
     return data
 
 
+def import_mediapipe() -> ModuleType:
+    """Import mediapipe without letting it load TensorFlow.
+
+    mediapipe's tasks package tries ``from tensorflow.tools.docs import doc_controls`` (for
+    its API docs only) and falls back when TensorFlow is absent; where TensorFlow is
+    installed (the training extra) that import alone costs seconds and ~800 MB. Holding
+    ``sys.modules["tensorflow"] = None`` during the import makes mediapipe take its fallback.
+    """
+    if "mediapipe" in sys.modules or "tensorflow" in sys.modules:
+        import mediapipe
+
+        return mediapipe
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    try:
+        import mediapipe
+    finally:
+        if "tensorflow" in sys.modules and sys.modules["tensorflow"] is None:
+            del sys.modules["tensorflow"]
+    return mediapipe
+
+
 @contextlib.contextmanager
 def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator[object]:
     """A MediaPipe FaceLandmarker in VIDEO mode, closed on exit; native log lines are silenced."""
     with quiet_native_stderr():
+        import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceLandmarkerOptions(
@@ -115,8 +139,7 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
     ``last_timestamp_ms`` is the integer timestamp given for the previous frame; MediaPipe
     needs strictly increasing ones, so equal milliseconds are nudged forward by 1.
     """
-    import mediapipe as mp
-
+    mp = import_mediapipe()
     frame_list = list(frames)
     n = len(frame_list)
     landmarks = np.full((n, N_LANDMARKS, 3), np.nan, dtype=np.float32)

@@ -252,14 +252,17 @@ def load_mapping(name_or_path: str | Path | None = None) -> Mapping:
             f"({', '.join(list_mappings())})"
         )
     if not path.is_file():
-        raise MappingError(f"{path}: is a folder, not a mapping file; give a YAML file such as mappings/basic_emotions.yaml")
+        raise MappingError(
+            f"{path}: is a folder, not a mapping file; give a YAML file such as mappings/basic_emotions.yaml"
+        )
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise MappingError(f"{path}:1:1: file too large for a mapping ({path.stat().st_size} bytes); "
                                f"mapping files are small YAML texts (at most {MAX_FILE_BYTES} bytes)")
         data = path.read_bytes()
     except OSError as err:
-        raise MappingError(f"{path}: cannot read the mapping file ({err.strerror or err}); check its permissions") from err
+        reason = err.strerror or err
+        raise MappingError(f"{path}: cannot read the mapping file ({reason}); check its permissions") from err
     return parse_mapping(data, str(path))
 
 
@@ -441,8 +444,9 @@ class _Builder:
         data = self.data
         if not isinstance(data, dict):
             kind = "a list" if isinstance(data, list) else f"a single value ({_show(data)})"
+            optional = ", ".join(k for k in _TOP_KEYS if k not in ("version", "categories"))
             self.fail((), f"the top level is {kind}; a mapping file is a YAML mapping with the keys "
-                          f"version, categories (and optionally {', '.join(k for k in _TOP_KEYS if k not in ('version', 'categories'))})")
+                          f"version, categories (and optionally {optional})")
         self.version(data)
         self.check_keys((), data, _TOP_KEYS, "the top level")
         name = Path(self.source).stem
@@ -509,8 +513,9 @@ class _Builder:
         if "side_margin" in value:
             margin = value["side_margin"]
             if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin <= MAX_INTENSITY:
-                self.fail((*path, "side_margin"), f"side_margin {_show(margin)} is out of range; give a number above 0 "
-                                                  f"and at most {MAX_INTENSITY:g} (intensity units, default 1 = one FACS level)")
+                self.fail((*path, "side_margin"),
+                          f"side_margin {_show(margin)} is out of range; give a number above 0 and at most "
+                          f"{MAX_INTENSITY:g} (intensity units, default 1 = one FACS level)")
             self.side_margin = float(margin)
 
     def parent_list(self, value: Any, neutral: str) -> tuple[str, ...]:
@@ -535,7 +540,8 @@ class _Builder:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.fail(path, f"labels must be a mapping of dataset -> label such as '{{cremad: HAP}}', not {_show(value)}")
+            self.fail(path, f"labels must be a mapping of dataset -> label such as '{{cremad: HAP}}', "
+                            f"not {_show(value)}")
         out: dict[str, str] = {}
         for dataset, label in value.items():
             dataset = self.name((*path, dataset), dataset, "dataset name", at_key=True)

@@ -121,7 +121,7 @@ def stream_frames(
     faces = total = 0
     with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker:
         bar = tqdm(
-            total=info.frame_count or None, unit="frame", disable=not progress, file=sys.stderr,
+            total=info.frame_count or None, unit="frame", disable=None if progress else True, file=sys.stderr,
             desc=Path(path).name, mininterval=0.5, dynamic_ncols=True, leave=False,
         )  # fmt: skip
         with bar:

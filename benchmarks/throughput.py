@@ -62,31 +62,38 @@ def landmark_stage_fps(path: Path) -> tuple[int, float]:
 
 
 def stage_shares(path: Path) -> dict[str, float]:
-    """Seconds spent in each stage after landmarks over the whole video."""
-    from aupipe import aus, landmarks, mapping, normalize, pipeline, video, windows
+    """Seconds spent in each stage over the whole video (the same calls ``aupipe.run`` makes)."""
+    from aupipe import aus, landmarks, mapping, pipeline, video, windows
     from aupipe._native import quiet_native_stderr
 
     emotion_map = mapping.load_mapping()
-    spent = dict.fromkeys(["decode+landmarks", "normalise", "AUs", "frame table", "windows", "mapping"], 0.0)
-    state = windows.WindowState()
+    settings = pipeline.PipelineSettings()
+    names = ["decode+landmarks", "normalise+measures", "AUs", "windows", "mapping"]
+    spent = dict.fromkeys(names, 0.0)
+    au_state, window_state = aus.AuState(), windows.WindowState()
     with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
         timestamp = -1
         clock = time.perf_counter()
-        for frames in pipeline._batched(iter(video.iter_frames(path)), 64):
-            batch = landmarks.detect(landmarker, frames, timestamp)
-            timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
-            marks = [clock, time.perf_counter()]
-            normalize.normalize_mesh(batch.landmarks_px)
+        batches = pipeline._batched(iter(video.iter_frames(path)), settings.chunk_frames)
+        for frames in [*batches, None]:
+            marks = [clock]
+            raw = None
+            if frames is not None:
+                batch = landmarks.detect(landmarker, frames, timestamp)
+                timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+                marks.append(time.perf_counter())
+                raw = pipeline.frame_table(batch, settings)
+            else:
+                marks.append(time.perf_counter())
             marks.append(time.perf_counter())
-            au = aus.blendshape_intensity(batch.blendshapes)
+            rows, au_state = aus.step(au_state, raw, settings.aus, final=frames is None)
+            rows = pipeline.order_columns(rows) if len(rows) else None
             marks.append(time.perf_counter())
-            table = pipeline.frame_table(batch, au)
-            marks.append(time.perf_counter())
-            done, state = windows.step(state, table)
+            done, window_state = windows.step(window_state, rows, settings.windows, final=frames is None)
             marks.append(time.perf_counter())
             pipeline.label_windows(done, emotion_map)
             marks.append(time.perf_counter())
-            for key, begin, end in zip(spent, marks[:-1], marks[1:]):
+            for key, begin, end in zip(names, marks[:-1], marks[1:]):
                 spent[key] += end - begin
             clock = marks[-1]
     return spent

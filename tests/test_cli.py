@@ -151,3 +151,15 @@ def test_mapping_validate_and_show() -> None:
 def test_version() -> None:
     result = aupipe_cli("--version")
     assert result.stdout.strip() == f"aupipe {aupipe.__version__}"
+
+
+def test_run_without_a_model_never_imports_tensorflow_or_keras(tmp_path: Path) -> None:
+    code = (
+        "import sys, aupipe; aupipe.run(sys.argv[1], sys.argv[2], progress=False); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'jax') if sys.modules.get(m) is not None))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(clip("NEU")), str(tmp_path / "w.csv")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
