@@ -163,3 +163,51 @@ def test_run_without_a_model_never_imports_tensorflow_or_keras(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+BROKEN = sorted((Path(__file__).parent / "broken_mappings").glob("*.yaml"))
+
+
+def test_every_broken_mapping_gets_one_line_from_the_cli() -> None:
+    assert len(BROKEN) >= 15
+    # one interpreter for the whole corpus: the same code path as the console script
+    code = (
+        "import sys, io, contextlib, aupipe.cli as cli\n"
+        "for path in sys.argv[1:]:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        code = cli.main(['mapping', 'validate', path])\n"
+        "    print(code, repr(err.getvalue()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *map(str, BROKEN)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(BROKEN)
+    for path, line in zip(BROKEN, lines):
+        code, message = line.split(" ", 1)
+        text = eval(message)  # repr of the captured stderr
+        assert code == "3", (path.name, text)
+        assert text.count("\n") == 1 and text.startswith(f"aupipe: error: {path}:"), (path.name, text)
+        assert "Traceback" not in text
+
+
+def test_a_new_category_in_a_copied_mapping_shows_up_in_run_output(tmp_path: Path) -> None:
+    mine = tmp_path / "my_emotions.yaml"
+    from importlib import resources
+
+    text = resources.files("aupipe.mappings").joinpath("micro_emotions.yaml").read_text()
+    text += (
+        "  beaming:\n"
+        "    parent: happy\n"
+        "    all_of: [{au: AU12, min: C}, AU06]\n"
+        "    description: a broad smile with raised cheeks (added by a user)\n"
+    )
+    mine.write_text(text)
+    validated = aupipe_cli("mapping", "validate", mine)
+    assert validated.returncode == 0, validated.stderr
+    assert "25 categories" in validated.stdout
+    result = aupipe_cli("run", clip("HAP"), "-o", tmp_path / "w.csv", "--mapping", mine)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "w.csv")
+    assert "score_beaming" in table.columns
+    assert table["score_beaming"].between(0, 1).all() and table["score_beaming"].max() > 0
