@@ -18,6 +18,12 @@ from .errors import OutputError
 FLOAT_FORMAT = "%.6g"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class AtomicCsvWriter:
     """Append DataFrame chunks to ``path`` through a temporary file; ``commit`` or ``abort`` once."""
 
@@ -57,6 +63,7 @@ class AtomicCsvWriter:
         self._handle.close()
         self._handle = None
         try:
+            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
             os.replace(self._tmp, self.path)
         except OSError as err:
             self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,77 @@
+"""Ctrl-C on a long run keeps everything computed so far; a second Ctrl-C leaves no output."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import clip
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip("HAP")))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    path = tmp_path_factory.mktemp("long") / "long.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
+    for _ in range(40):  # ~75 s of video, far longer than the test lets it run
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+def start(video: Path, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aupipe", "run", str(video), "-o", str(out / "w.csv"), "--frames", str(out / "f.csv")],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for_work(out: Path, seconds: float = 6.0) -> None:
+    deadline = time.time() + 60
+    while not list(out.glob(".w.csv.*.part")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(seconds)  # let it process a few hundred frames
+
+
+def test_first_ctrl_c_keeps_what_was_computed(tmp_path: Path, long_video: Path) -> None:
+    process = start(long_video, tmp_path)
+    wait_for_work(tmp_path)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted after" in stderr and "Traceback" not in stderr
+    frames = pd.read_csv(tmp_path / "f.csv", usecols=["frame", "time_ms", "AU12_r"])
+    windows = pd.read_csv(tmp_path / "w.csv", usecols=["window", "start_ms", "end_ms", "emotion"])
+    assert 20 < len(frames) < 40 * 56  # stopped early, with the frames done so far
+    assert frames["frame"].tolist() == list(range(len(frames)))  # complete, in order, no torn rows
+    assert frames["AU12_r"].notna().all()
+    assert len(windows) > 0 and windows["end_ms"].max() <= frames["time_ms"].max() + 34
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_second_ctrl_c_aborts_without_output(tmp_path: Path, long_video: Path) -> None:
+    process = start(long_video, tmp_path)
+    wait_for_work(tmp_path, seconds=2.0)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)  # signals do not queue: two at once would arrive as one
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
