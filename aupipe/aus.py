@@ -229,9 +229,9 @@ def geometric_measures(mesh: np.ndarray) -> pd.DataFrame:
         ("upper_lip_y", UPPER_LIP_SIDE, height), ("corner_y", LIP_CORNER, height),
         ("corner_x", LIP_CORNER, midline_distance),
     ):  # fmt: skip
-        for side, ids in zip(_SIDES, sets):
+        for side, ids in zip(_SIDES, sets, strict=True):
             data[f"{stem}_{side}"] = fn(ids)
-    for side, (upper, lower) in zip(_SIDES, zip(UPPER_LID, LOWER_LID)):
+    for side, (upper, lower) in zip(_SIDES, zip(UPPER_LID, LOWER_LID, strict=True), strict=True):
         data[f"eye_aperture_{side}"] = height(upper) - height(lower)
     data["lip_thickness"] = (y[:, UPPER_LIP_OUTER] - y[:, UPPER_LIP_INNER]) + (y[:, LOWER_LIP_INNER] - y[:, LOWER_LIP_OUTER])
     data["lip_gap"] = y[:, UPPER_LIP_INNER] - y[:, LOWER_LIP_INNER]

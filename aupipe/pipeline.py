@@ -367,11 +367,11 @@ def analyze(
     info = video.probe(path, settings.video)
     frame_parts: list[pd.DataFrame] = []
     window_parts: list[pd.DataFrame] = []
-    state = StreamState()
-    for chunk, state in stream(path, emotion_map, settings, progress, baseline):
+    last_state = StreamState()
+    for chunk, last_state in stream(path, emotion_map, settings, progress, baseline):  # noqa: B007
         if len(chunk.frames):
             frame_parts.append(chunk.frames)
         window_parts.append(chunk.windows)
     frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else frame_table_empty(settings)
     window_table = pd.concat([w for w in window_parts if len(w)] or window_parts[-1:], ignore_index=True)
-    return AnalysisResult(frames, window_table, state.au.baseline, info, emotion_map.name)
+    return AnalysisResult(frames, window_table, last_state.au.baseline, info, emotion_map.name)

@@ -93,7 +93,7 @@ def stage_shares(path: Path) -> dict[str, float]:
             marks.append(time.perf_counter())
             pipeline.label_windows(done, emotion_map)
             marks.append(time.perf_counter())
-            for key, begin, end in zip(names, marks[:-1], marks[1:]):
+            for key, begin, end in zip(names, marks[:-1], marks[1:], strict=True):
                 spent[key] += end - begin
             clock = marks[-1]
     return spent

@@ -62,9 +62,7 @@ def main() -> None:
             weights.append(struct.unpack("<f", sub[2])[0] if 2 in sub else 0.0)
         elif field == 1:  # canonical_mesh: Mesh3d (vertex_buffer = field 3, x y z u v)
             for f, wire, v in _fields(payload):
-                if f == 3 and wire == 5:
-                    vertex_buffer += v
-                elif f == 3 and wire == 2:  # packed encoding
+                if f == 3 and wire in (2, 5):  # one float each, or packed
                     vertex_buffer += v
     floats = np.frombuffer(vertex_buffer, dtype="<f4").reshape(-1, 5)  # x y z u v
     vertices = floats[:, :3].astype(np.float32)

@@ -183,7 +183,7 @@ def test_every_broken_mapping_gets_one_line_from_the_cli() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == len(BROKEN)
-    for path, line in zip(BROKEN, lines):
+    for path, line in zip(BROKEN, lines, strict=True):
         code, message = line.split(" ", 1)
         text = eval(message)  # repr of the captured stderr
         assert code == "3", (path.name, text)

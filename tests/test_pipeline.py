@@ -71,7 +71,7 @@ def test_no_face_video_warns() -> None:
 
 
 def test_happy_windows_get_a_happy_family_label(analysed: dict) -> None:
-    mapping = aupipe.load_mapping()
+
     happy_families = {"happy", "playful", "confident", "loved"}
     table = analysed["HAP"].windows
     assert table["core_emotion"].isin(happy_families).mean() > 0.5
