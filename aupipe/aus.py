@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .errors import AupipeWarning
 from .landmarks import BLENDSHAPE_NAMES
 
 #: The AUs aupipe reports, as two-digit numbers.
@@ -101,7 +102,7 @@ GEOMETRY_AUS: dict[str, tuple[str, float, float] | None] = {
     "AU20": ("corner_x", +1.0, 0.05),  # lip corners move outwards (minus any rise, see code)
     "AU23": ("lip_thickness", -1.0, 0.06),  # red of the lips narrows
     "AU24": ("lip_thickness", -1.0, 0.06),  # lips pressed (thinner) while closed
-    "AU25": ("lip_gap", +1.0, 0.08),  # lips apart (absolute gap, not relative to neutral)
+    "AU25": ("lip_gap", +1.0, 0.08),  # lips apart (gap beyond the neutral gap; lips at rest count as closed)
     "AU26": ("jaw_y", -1.0, 0.15),  # jaw drops
     "AU28": None,  # lips sucked in: blendshape only
     "AU43": ("eye_aperture", -1.0, 1.0),  # relative closure: 1 - aperture / neutral aperture
@@ -244,7 +245,7 @@ def geometric_intensity(measures: pd.DataFrame, neutral: pd.Series) -> pd.DataFr
     """AU intensities (0-5) from geometric measures relative to the neutral ones.
 
     Per AU: sign * (measure - neutral) / e_level * 5, clipped to 0..5. Special cases: AU25 uses
-    the absolute lip gap; AU43 the relative eye closure 1 - aperture / neutral aperture;
+    the lip gap beyond the neutral one (a neutral gap below 0 counts as 0); AU43 the relative eye closure 1 - aperture / neutral aperture;
     AU04 adds the inner brows drawing together; AU20 subtracts any lip-corner rise (a smile
     also widens the mouth); AU24 counts only while the lips are closed. Returns the columns of
     ``au_columns()`` that have a geometric signal (AU14 and AU28 have none).
@@ -327,8 +328,15 @@ def estimate_baseline(
         chosen = np.zeros(len(score), dtype=bool)
         if count:
             chosen[np.argsort(score, kind="stable")[:count]] = True
-        label = source or f"least expressive {settings.neutral_fraction:.0%} of the first {settings.calibration_s:g} s"
+        seconds = min(settings.calibration_s, (time_ms[-1] - time_ms[0]) / 1000.0 if len(time_ms) else 0.0)
+        label = source or f"least expressive {settings.neutral_fraction:.0%} of the first {seconds:.1f} s"
     if not chosen.any():
+        if face.any() or settings.neutral_range_s is not None:
+            warnings.warn(
+                f"no face in the neutral frames ({label}); AUs are measured against a generic face",
+                AupipeWarning,
+                2,
+            )
         canonical = geometric_measures(canonical_face_mesh()[None])
         return Baseline(
             pd.Series(0.0, index=au_columns()), canonical.iloc[0], "none (no face in the neutral frames)", 0
@@ -423,12 +431,20 @@ class AuState:
 _CONTEXT_ROWS = 4  # the filter reaches 2 frames each way
 
 
-def _calibrated(frames: pd.DataFrame, settings: AuSettings) -> bool:
-    times = frames["time_ms"].to_numpy()
-    end_s = settings.calibration_s
+def _calibration_end_ms(frames: pd.DataFrame, settings: AuSettings) -> float:
+    """Time after which the baseline is known: the neutral range's end, or t0 + calibration_s."""
     if settings.neutral_range_s is not None:
-        end_s = max(end_s, settings.neutral_range_s[1])
-    return len(times) > 0 and times[-1] - times[0] >= end_s * 1000.0
+        return settings.neutral_range_s[1] * 1000.0
+    return float(frames["time_ms"].iloc[0]) + settings.calibration_s * 1000.0
+
+
+def _calibrated(frames: pd.DataFrame, settings: AuSettings) -> bool:
+    return len(frames) > 0 and float(frames["time_ms"].iloc[-1]) >= _calibration_end_ms(frames, settings)
+
+
+def _calibration_frames(frames: pd.DataFrame, settings: AuSettings) -> pd.DataFrame:
+    """The rows the baseline is estimated from (the same whatever the chunking)."""
+    return frames.loc[frames["time_ms"].to_numpy() <= _calibration_end_ms(frames, settings)]
 
 
 def signals(frames: pd.DataFrame, settings: AuSettings = AuSettings()) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -448,7 +464,8 @@ def step(
     and two frames late (the filter's look-ahead); ``final`` flushes everything. ``baseline``
     fixes the baseline up front (e.g. from a separate neutral clip). Returns the finished rows:
     the input columns plus ``AUxx_r``, sided ``AUxx_left_r`` / ``AUxx_right_r`` and ``AUxx_c``.
-    Streaming in any chunking gives the same rows as one call with the whole table.
+    The baseline rests on the frames of the first ``calibration_s`` seconds only (or the
+    neutral range), so any chunking gives the same rows as one call with the whole table.
     """
     parts = [p for p in (state.pending, chunk) if p is not None and len(p)]
     pending = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else None)
@@ -458,8 +475,9 @@ def step(
             return pd.DataFrame(), state
         if not (final or _calibrated(pending, settings)):
             return pd.DataFrame(), AuState(pending=pending)
-        blendshape_au, measures = signals(pending, settings)
-        current = estimate_baseline(blendshape_au, measures, pending["time_ms"].to_numpy(), settings)
+        calibration = _calibration_frames(pending, settings)
+        blendshape_au, measures = signals(calibration, settings)
+        current = estimate_baseline(blendshape_au, measures, calibration["time_ms"].to_numpy(), settings)
     pieces = [state.context] if state.context is not None and len(state.context) else []
     if pending is not None:
         blendshape_au, measures = signals(pending, settings)

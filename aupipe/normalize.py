@@ -67,8 +67,9 @@ def head_pose_deg(transform: np.ndarray) -> np.ndarray:
     """Pitch, yaw, roll (n, 3) in degrees from (n, 4, 4) facial transformation matrices.
 
     Rotation R = Rz(roll) @ Ry(yaw) @ Rx(pitch) about the camera axes (x right, y up,
-    z towards the viewer): pitch > 0 tilts the chin up... as MediaPipe's matrix defines it,
-    yaw > 0 turns the face towards the image's right, roll > 0 tilts it anticlockwise.
+    z towards the viewer), as MediaPipe's matrix defines them: pitch > 0 = head tilted down
+    (forehead towards the camera), yaw > 0 = face turned towards the image's right (the
+    person's left), roll > 0 = head tilted anticlockwise in the image.
     """
     rotation = transform[:, :3, :3].astype(np.float64)
     pitch = np.arctan2(rotation[:, 2, 1], rotation[:, 2, 2])

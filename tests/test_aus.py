@@ -74,14 +74,17 @@ def test_filter_removes_jitter_and_keeps_missing_frames_missing() -> None:
     assert np.isnan(smoothed[100:105]).all() and np.isfinite(smoothed[:100]).all()
 
 
-def test_streaming_aus_equal_whole_video_aus(analysed: dict) -> None:
+@pytest.mark.parametrize("calibration_s", [30.0, 0.5])  # past the clip's end / inside it
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_streaming_aus_equal_whole_video_aus(analysed: dict, calibration_s: float, chunk: int) -> None:
+    settings = aus.AuSettings(calibration_s=calibration_s)
     raw = analysed["SAD"].frames.drop(columns=aus.au_columns() + aus.presence_columns())
-    whole, baseline = aus.compute_aus(raw)
+    whole, baseline = aus.compute_aus(raw, settings)
     state, parts = aus.AuState(), []
-    for start in range(0, len(raw), 7):
-        rows, state = aus.step(state, raw.iloc[start : start + 7], final=False)
+    for start in range(0, len(raw), chunk):
+        rows, state = aus.step(state, raw.iloc[start : start + chunk], settings, final=False)
         parts.append(rows)
-    rows, state = aus.step(state, None, final=True)
+    rows, state = aus.step(state, None, settings, final=True)
     streamed = pd.concat([p for p in [*parts, rows] if len(p)], ignore_index=True)
     pd.testing.assert_frame_equal(streamed[whole.columns], whole, check_dtype=False)
     assert baseline is not None and state.baseline is not None
