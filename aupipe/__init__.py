@@ -92,6 +92,8 @@ def analyze(
     stride_ms: float = 100.0,
     *,
     neutral: str | Path | tuple[float, float] | None = None,
+    model: str | Path | None = None,
+    rule_weight: float | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = False,
 ) -> AnalysisResult:
@@ -101,7 +103,9 @@ def analyze(
     ``casme2``), a YAML path, or a loaded ``Mapping``. window_ms / stride_ms: sliding windows
     in milliseconds. neutral: where the person's neutral face is — a (start_s, end_s) range of
     this video, a string like ``"0-2s"``, or the path of a separate neutral clip or image;
-    None estimates it from the video (see docs/aus.md). ``settings`` overrides any stage's
+    None estimates it from the video (see docs/aus.md). model: a folder written by
+    ``aupipe train``; adds ``prob_<label>``, ``model_label`` and a fused ``final_label`` per
+    window (``rule_weight`` 0..1 weighs the mapping's scores in it). ``settings`` overrides any stage's
     settings (``PipelineSettings``). Returns ``AnalysisResult`` with ``.frames`` (one row per
     frame), ``.windows`` and ``.baseline``. Raises ``InputError`` for a missing, unreadable,
     corrupt or empty video.
@@ -110,7 +114,7 @@ def analyze(
 
     emotion_map = _mapping(mapping)
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
-    return analyze_video(path, emotion_map, chosen, progress, baseline)
+    return analyze_video(path, emotion_map, chosen, progress, baseline, model, rule_weight)
 
 
 def run(
@@ -123,12 +127,14 @@ def run(
     *,
     neutral: str | Path | tuple[float, float] | None = None,
     baseline_out: str | Path | None = None,
+    model: str | Path | None = None,
+    rule_weight: float | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = True,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV.
 
-    ``neutral`` as for ``analyze``; ``baseline_out`` also writes the baseline used as CSV.
+    ``neutral``, ``model`` and ``rule_weight`` as for ``analyze``; ``baseline_out`` also writes the baseline used as CSV.
     Files are written to a temporary name and renamed when complete; a first Ctrl-C stops
     early and keeps everything computed so far (``RunSummary.interrupted``).
     """
@@ -136,7 +142,9 @@ def run(
 
     emotion_map = _mapping(mapping)
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
-    return run_video(path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out)
+    return run_video(
+        path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight
+    )
 
 
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:

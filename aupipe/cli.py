@@ -51,8 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--au-backend", choices=("mediapipe", "pyfeat"), default="mediapipe",
         help="AU estimator: mediapipe (default, offline) or pyfeat (extra aupipe[pyfeat], GPU if torch sees one)",
     )  # fmt: skip
+    run.add_argument(
+        "--model", metavar="MODEL_DIR",
+        help="add a trained model's class probabilities and a fused label per window (see aupipe train)",
+    )  # fmt: skip
+    run.add_argument(
+        "--rule-weight", type=float, metavar="W",
+        help="weight 0..1 of the mapping's rule scores in the fused label (default: the model's own, 0.25)",
+    )  # fmt: skip
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
+
+    from . import training  # light: numpy, pandas and Keras load only when a command runs
+
+    train = commands.add_parser("train", help="train the emotion CNN on CREMA-D or labelled clips (docs/training.md)")
+    training.add_train_arguments(train)
+    evaluate = commands.add_parser("evaluate", help="score a trained model on labelled clips: metrics.json + confusion.png")
+    training.add_evaluate_arguments(evaluate)
 
     mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)
@@ -80,15 +95,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(
         PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=args.au_backend
     )
+    chosen_mapping = args.mapping
+    if args.model and chosen_mapping is None:
+        from .model import model_mapping
+
+        chosen_mapping = model_mapping(args.model)  # the model's own mapping by default
     summary = aupipe.run(
         args.video,
         output,
         args.frames,
-        mapping=args.mapping,
+        mapping=chosen_mapping,
         window_ms=args.window_ms,
         stride_ms=args.stride_ms,
         neutral=args.neutral,
         baseline_out=args.baseline_out,
+        model=args.model,
+        rule_weight=args.rule_weight,
         settings=settings,
         progress=not args.quiet,
     )
@@ -130,6 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "train":
+            from .training import cmd_train
+
+            return cmd_train(args)
+        if args.command == "evaluate":
+            from .training import cmd_evaluate
+
+            return cmd_evaluate(args)
         return _cmd_mapping(args)
     except aupipe.AupipeError as err:
         print(f"aupipe: error: {err}", file=sys.stderr)

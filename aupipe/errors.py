@@ -25,5 +25,11 @@ class OutputError(AupipeError):
     exit_code = 4
 
 
+class ModelError(AupipeError):
+    """A model folder that cannot be used: missing, damaged, or trained for other features/mapping/version."""
+
+    exit_code = 5
+
+
 class AupipeWarning(UserWarning):
     """Something the user should know that does not stop the run (e.g. no face in some frames)."""

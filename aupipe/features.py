@@ -5,8 +5,8 @@ blendshapes, head pose, 478 landmarks) is kept as one compressed NPZ file per cl
 ``CACHE/<pipeline version>/<sha256[:2]>/<sha256>.npz``. The key is the clip's content hash
 (two files with the same bytes share one entry; labels and subjects come from the dataset,
 never from the cache) and the pipeline version: aupipe's version, the frame-stage settings and
-a hash of the frame-stage source files (video, landmarks, normalize, aus), so a changed AU
-estimator never reuses stale features. Files are written to a temporary name and renamed, so
+a hash of the frame-stage source files (video, landmarks, normalize, aus, pipeline,
+pyfeat_backend), so a changed AU estimator never reuses stale features. Files are written to a temporary name and renamed, so
 an interrupted run resumes where it stopped. Clips are processed in parallel (one process and
 one landmarker per core); a corrupt clip is reported and skipped, never fatal; a faceless clip
 is cached (its result is certain) and reported as skipped.
@@ -15,7 +15,8 @@ Segments: the windows of ``aupipe run`` (``window_ms``/``stride_ms``), each resa
 ``n_steps`` time steps by linear interpolation in time over the frames with a face inside the
 window -> tensors ``(n_windows, n_steps, n_channels)`` (float32). Channels are the per-frame
 columns matching fnmatch patterns (``AU*_r`` AU intensities 0-5, ``AU*_c`` presence 0/1 when
-the AU stage writes it, optionally ``bs_*`` blendshape scores 0-1). Windows whose face
+the AU stage writes it, optionally ``bs_*`` blendshape scores 0-1 and ``g_*`` landmark
+geometry in face widths). Windows whose face
 coverage is below ``min_coverage`` are dropped.
 
 numpy/pandas only at import; no TensorFlow.
@@ -65,7 +66,7 @@ __all__ = [
 #: Bump when the layout of a cache file changes.
 CACHE_FORMAT = 1
 #: Source files whose code shapes the per-frame table (hashed into the pipeline version).
-_STAGE_FILES = ("video.py", "landmarks.py", "normalize.py", "aus.py")
+_STAGE_FILES = ("video.py", "landmarks.py", "normalize.py", "aus.py", "pipeline.py", "pyfeat_backend.py")
 _BOOKKEEPING = ("frame", "time_ms", "face_found")
 
 
@@ -148,7 +149,7 @@ def _save(target: Path, frames: pd.DataFrame, info: dict[str, Any]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.stem}.{os.getpid()}.part.npz")
     try:
-        np.savez_compressed(partial, **arrays)
+        np.savez_compressed(partial, allow_pickle=False, **arrays)  # type: ignore[arg-type]
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -349,8 +350,8 @@ def extract_features(
                file=sys.stderr, dynamic_ncols=True, mininterval=0.5)  # fmt: skip
     with bar:
         if n_workers == 1:
-            for target, (path, digest) in sources.items():
-                record(target, _extract_one(path, target, frame_settings, digest, version))
+            for key, (path, digest) in sources.items():
+                record(key, _extract_one(path, key, frame_settings, digest, version))
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")  # fork is unsafe with TensorFlow/MediaPipe threads

@@ -29,10 +29,12 @@ Keras is imported inside functions only: ``aupipe run`` without ``--model`` neve
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError, AupipeWarning
+from .errors import AupipeError, AupipeWarning, ModelError
 from .features import SegmentSettings, resample_windows
 
 if TYPE_CHECKING:
@@ -72,15 +74,23 @@ DEFAULT_RULE_WEIGHT = 0.25
 _LENGTH_TOLERANCE_MS = 1.0
 
 
-class ModelError(AupipeError):
-    """A model folder that cannot be used: missing, damaged, or trained for other features/mapping/version."""
-
-    exit_code = 5
-
-
 # --------------------------------------------------------------------------------------------
 # Network
 # --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_backend_logs() -> Iterator[None]:
+    """Hide the backend's Python log warnings (e.g. TensorFlow's retracing notes) for a while."""
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "jax")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,7 @@ def fit_network(
     import keras
     from sklearn.utils.class_weight import compute_class_weight
 
+    keras.backend.clear_session()  # fresh graph state per model (no retracing of earlier models)
     keras.utils.set_random_seed(seed)
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
@@ -171,12 +182,13 @@ def fit_network(
     monitor = "val_loss" if val_rows is not None else "loss"
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
     start = time.perf_counter()
-    history = model.fit(
-        X[fit_rows], y[fit_rows],
-        validation_data=(X[val_rows], y[val_rows]) if val_rows is not None else None,
-        epochs=config.epochs, batch_size=config.batch_size, class_weight=class_weight,
-        callbacks=[stop], shuffle=True, verbose=verbose,
-    )  # fmt: skip
+    with quiet_backend_logs():
+        history = model.fit(
+            X[fit_rows], y[fit_rows],
+            validation_data=(X[val_rows], y[val_rows]) if val_rows is not None else None,
+            epochs=config.epochs, batch_size=config.batch_size, class_weight=class_weight,
+            callbacks=[stop], shuffle=True, verbose=verbose,
+        )  # fmt: skip
     seconds = time.perf_counter() - start
     losses = history.history.get(monitor, [])
     epochs_run = len(history.history.get("loss", []))
@@ -304,7 +316,7 @@ class ModelSpec:
 
     def normalise(self, X: np.ndarray) -> np.ndarray:
         """z-score X (..., n_channels) with the training statistics (float32)."""
-        return ((np.asarray(X, dtype=np.float32) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32))
+        return (np.asarray(X, dtype=np.float32) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -334,8 +346,10 @@ def save_model(out_dir: str | Path, network: Any, spec: ModelSpec) -> Path:
             "min_coverage": spec.segment.min_coverage, "channel_patterns": list(spec.segment.channels),
             "relief": spec.selection,
         })  # fmt: skip
-        _write_json(folder / "normalization.json",
-                    {"channels": list(spec.channels), "mean": list(spec.mean), "std": list(spec.std)})
+        _write_json(
+            folder / "normalization.json",
+            {"channels": list(spec.channels), "mean": list(spec.mean), "std": list(spec.std)},
+        )
         _write_json(folder / "labels.json",
                     {"labels": list(spec.labels), "level": spec.level, "space": spec.space,
                      "label_key": spec.label_key})  # fmt: skip
@@ -375,7 +389,9 @@ def read_spec(model_dir: str | Path) -> tuple[ModelSpec, dict[str, Any]]:
         raise ModelError(f"{folder}: model folder not found; train one with: aupipe train DATASET -o {folder}")
     missing = [name for name in ARTIFACT_FILES if not (folder / name).is_file()]
     if missing:
-        raise ModelError(f"{folder}: not an aupipe model folder (missing {', '.join(missing)}); train one with aupipe train")
+        raise ModelError(
+            f"{folder}: not an aupipe model folder (missing {', '.join(missing)}); train one with aupipe train"
+        )
     features = _read_json(folder / "features.json")
     norm = _read_json(folder / "normalization.json")
     labels = _read_json(folder / "labels.json")
@@ -384,7 +400,11 @@ def read_spec(model_dir: str | Path) -> tuple[ModelSpec, dict[str, Any]]:
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ModelError(f"{folder}: model format {meta.get('format')} is not {ARTIFACT_FORMAT}; retrain the model")
         channels = tuple(str(c) for c in features["channels"])
-        if tuple(norm["channels"]) != channels or len(norm["mean"]) != len(channels) or len(norm["std"]) != len(channels):
+        if (
+            tuple(norm["channels"]) != channels
+            or len(norm["mean"]) != len(channels)
+            or len(norm["std"]) != len(channels)
+        ):
             raise ModelError(f"{folder}: normalization.json does not match the channels of features.json; retrain")
         segment = SegmentSettings(
             window_ms=float(features["window_ms"]), stride_ms=float(features["stride_ms"]),
@@ -436,7 +456,8 @@ class WindowModel:
         """Raw window tensors (n, n_steps, n_channels) -> probabilities (n, n_labels)."""
         if len(X) == 0:
             return np.zeros((0, len(self.spec.labels)), dtype=np.float32)
-        out = self.network.predict(self.spec.normalise(X), batch_size=batch_size, verbose=0)
+        with quiet_backend_logs():
+            out = self.network.predict(self.spec.normalise(X), batch_size=batch_size, verbose=0)
         return np.asarray(out, dtype=np.float32)
 
     def _check_windows(self, windows: pd.DataFrame) -> None:
@@ -478,7 +499,11 @@ class WindowModel:
                 )
             self._check_windows(out)
             X, ok = resample_windows(
-                frames, out["start_ms"].to_numpy(), out["end_ms"].to_numpy(), self.spec.channels, self.spec.segment.n_steps
+                frames,
+                out["start_ms"].to_numpy(),
+                out["end_ms"].to_numpy(),
+                self.spec.channels,
+                self.spec.segment.n_steps,
             )
             usable = ok & (out["face_coverage"].to_numpy(dtype=np.float64) >= self.spec.segment.min_coverage)
             probs[usable] = self.predict_proba(X[usable])
@@ -500,14 +525,19 @@ class WindowModel:
 
 
 def load_model(
-    model_dir: str | Path, mapping: Mapping | str | Path | None = None, *, frame_columns: Sequence[str] | None = None
+    model_dir: str | Path,
+    mapping: Mapping | str | Path | None = None,
+    *,
+    window_ms: float | None = None,
+    frame_columns: Sequence[str] | None = None,
 ) -> WindowModel:
     """Load a model folder for the run's ``mapping`` (None: the default mapping) and check it fits.
 
     Refused with one line (:class:`ModelError`): missing or damaged files, a different aupipe
     version, a different mapping (by sha256), feature channels this aupipe's frame table does
-    not have (``frame_columns``: default the current pipeline's columns), or a network whose
-    shape disagrees with its description. Loads with ``keras.saving.load_model(safe_mode=True)``.
+    not have (``frame_columns``: default the current pipeline's columns), windows of another
+    length than ``window_ms`` (the run's, when given), or a network whose shape disagrees with
+    its description. Loads with ``keras.saving.load_model(safe_mode=True)``.
     """
     from . import __version__
     from .features import stage_fingerprint
@@ -518,6 +548,12 @@ def load_model(
         raise ModelError(
             f"{folder}: model trained with aupipe {meta.get('aupipe_version')}, this is aupipe {__version__}; "
             "retrain it with this version (aupipe train)"
+        )
+    trained_ms = spec.segment.window_ms
+    if window_ms is not None and abs(float(window_ms) - trained_ms) > _LENGTH_TOLERANCE_MS:
+        raise ModelError(
+            f"{folder}: the model was trained on {trained_ms:g} ms windows, this run uses {float(window_ms):g} ms; "
+            f"run with --window-ms {trained_ms:g}"
         )
     emotion_map = _mapping_of(mapping)
     if emotion_map.sha256 != spec.mapping_sha256:

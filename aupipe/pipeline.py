@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -243,6 +244,15 @@ def _warn_coverage(path: str | Path, faces: int, total: int) -> None:
         )
 
 
+def _load_predictor(model: str | Path | None, emotion_map: mapping.Mapping, settings: PipelineSettings) -> Any:
+    """The trained window model (``aupipe train``), checked against mapping and windows; None without one."""
+    if model is None:
+        return None
+    from .model import load_model
+
+    return load_model(model, emotion_map, window_ms=settings.windows.window_ms)
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What ``run`` wrote: paths, frame and window counts, the baseline, and whether it was interrupted."""
@@ -286,6 +296,8 @@ def run(
     progress: bool = True,
     baseline: aus.Baseline | None = None,
     baseline_out: str | Path | None = None,
+    model: str | Path | None = None,
+    rule_weight: float | None = None,
 ) -> RunSummary:
     """Stream ``path`` into CSV files; each file appears complete or not at all.
 
@@ -297,6 +309,7 @@ def run(
     """
     emotion_map = emotion_map or mapping.load_mapping()
     video.probe(path, settings.video)  # fail on bad input before creating any file
+    predictor = _load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
     writers: dict[str, AtomicCsvWriter] = {}
     n_frames = n_windows = 0
     try:
@@ -311,8 +324,15 @@ def run(
             raw: pd.DataFrame | None
             for raw in itertools.chain(raw_tables, [None]):
                 final = raw is None or stop.requested
+                pending = state.windows.pending  # frames the window stage still holds
                 chunk, state = advance(state, raw, emotion_map, settings, final=final, baseline=baseline)
-                writers["windows"].write(chunk.windows)
+                window_rows = chunk.windows
+                if predictor is not None and len(window_rows):
+                    context = pd.concat(
+                        [p for p in (pending, chunk.frames) if p is not None and len(p)], ignore_index=True
+                    )
+                    window_rows = predictor.predict_windows(context, window_rows, rule_weight)
+                writers["windows"].write(window_rows)
                 if "frames" in writers:
                     writers["frames"].write(chunk.frames)
                 n_windows += len(chunk.windows)
@@ -321,7 +341,10 @@ def run(
                     raw_tables.close()
                     break
         empty_frames = frame_table_empty(settings)
-        writers["windows"].commit(list(label_windows(windows.compute_windows(empty_frames), emotion_map).columns))
+        empty_windows = label_windows(windows.compute_windows(empty_frames), emotion_map)
+        if predictor is not None:
+            empty_windows = predictor.predict_windows(empty_frames, empty_windows, rule_weight)
+        writers["windows"].commit(list(empty_windows.columns))
         if "frames" in writers:
             writers["frames"].commit(list(empty_frames.columns))
         if "baseline" in writers:
@@ -361,10 +384,13 @@ def analyze(
     settings: PipelineSettings = PipelineSettings(),
     progress: bool = False,
     baseline: aus.Baseline | None = None,
+    model: str | Path | None = None,
+    rule_weight: float | None = None,
 ) -> AnalysisResult:
     """Run the whole pipeline on ``path`` and return the frame and window tables in memory."""
     emotion_map = emotion_map or mapping.load_mapping()
     info = video.probe(path, settings.video)
+    predictor = _load_predictor(model, emotion_map, settings)
     frame_parts: list[pd.DataFrame] = []
     window_parts: list[pd.DataFrame] = []
     last_state = StreamState()
@@ -374,4 +400,6 @@ def analyze(
         window_parts.append(chunk.windows)
     frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else frame_table_empty(settings)
     window_table = pd.concat([w for w in window_parts if len(w)] or window_parts[-1:], ignore_index=True)
+    if predictor is not None:
+        window_table = predictor.predict_windows(frames, window_table, rule_weight)
     return AnalysisResult(frames, window_table, last_state.au.baseline, info, emotion_map.name)

@@ -35,14 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from .errors import AupipeError
-from .features import SegmentSettings
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from .datasets import Dataset
+    from .features import SegmentSettings
     from .mapping import Mapping
     from .model import ModelSpec, NetworkConfig
     from .selection import Selection
@@ -119,7 +119,7 @@ def prepare(
     *,
     level: str = "core",
     mapping: Mapping | str | Path | None = None,
-    segment: SegmentSettings = SegmentSettings(),
+    segment: SegmentSettings | None = None,
     channels: Sequence[str] | None = None,
     label_source: str = "intended",
     cache_dir: str | Path | None = None,
@@ -132,22 +132,27 @@ def prepare(
     Clips that fail (corrupt, no face, no window with enough face) are listed in
     ``report["skipped_clips"]``. Raises AupipeError when fewer than two classes remain.
     """
+    import numpy as np
+    import pandas as pd
     from tqdm import tqdm
 
     from .datasets import load_dataset
-    from .features import channel_columns, clip_segments, extract_features, load_frames
+    from .features import SegmentSettings, channel_columns, clip_segments, extract_features, load_frames
     from .mapping import Mapping as MappingType
     from .mapping import load_mapping
     from .model import label_space, to_dataset_label
 
     if level not in LEVELS:
         raise AupipeError(f"level '{level}' unknown; use one of: {', '.join(LEVELS)}")
+    segment = segment or SegmentSettings()
     data = load_dataset(dataset, label_source=label_source)
     emotion_map = mapping if isinstance(mapping, MappingType) else load_mapping(mapping)
     cache = extract_features(data.clips, cache_dir, workers=workers, progress=progress)
     skipped: dict[str, str] = dict(cache.failed)
     by_id = {c.clip_id: c for c in data.clips}
-    link = data.label_key if data.label_key and any(c.labels.get(data.label_key) for c in emotion_map.categories) else None
+    link = (
+        data.label_key if data.label_key and any(c.labels.get(data.label_key) for c in emotion_map.categories) else None
+    )
     tensors: list[np.ndarray] = []
     rows: list[pd.DataFrame] = []
     chosen = list(channels) if channels is not None else None
@@ -243,23 +248,24 @@ def prepare(
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
     """accuracy, macro_f1, uar (balanced accuracy), per-class recall (None when a class is absent),
     confusion matrix (rows = truth, columns = prediction, in ``labels`` order) and support."""
+    import numpy as np
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
-    y_true = np.asarray(y_true, dtype=object).astype(str)
-    y_pred = np.asarray(y_pred, dtype=object).astype(str)
-    labels = list(labels) + sorted((set(y_true) | set(y_pred)) - set(labels))
-    if len(y_true) == 0:
+    truth = np.asarray(y_true, dtype=object).astype(str)
+    pred = np.asarray(y_pred, dtype=object).astype(str)
+    labels = list(labels) + sorted((set(truth) | set(pred)) - set(labels))
+    if len(truth) == 0:
         return {"n": 0}
-    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    matrix = confusion_matrix(truth, pred, labels=labels)
     support = matrix.sum(axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # y_pred may hold classes absent from y_true
-        uar = balanced_accuracy_score(y_true, y_pred)
+        uar = balanced_accuracy_score(truth, pred)
     recall = {label: (float(matrix[k, k] / support[k]) if support[k] else None) for k, label in enumerate(labels)}
     return {
-        "n": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "n": int(len(truth)),
+        "accuracy": float(accuracy_score(truth, pred)),
+        "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
         "uar": float(uar),
         "per_class_recall": recall,
         "support": {label: int(s) for label, s in zip(labels, support, strict=True)},
@@ -274,6 +280,9 @@ def _clip_predictions(data: SegmentData, rows: np.ndarray, proba: np.ndarray) ->
     core level: argmax over the model's labels; micro level with a dataset link: the micro
     probabilities are summed per dataset label first. Returns (clip table, label order).
     """
+    import numpy as np
+    import pandas as pd
+
     from .model import to_dataset_label
 
     frame = pd.DataFrame(proba, columns=list(data.labels))
@@ -317,6 +326,8 @@ def _per_group(clip_table: pd.DataFrame, clips: pd.DataFrame, labels: list[str])
 
 def _score(data: SegmentData, rows: np.ndarray, proba: np.ndarray, rule_weight: float) -> dict[str, Any]:
     """Window, clip, rule-only and fused metrics of ``proba`` (len(rows), n_labels) for ``rows``."""
+    import numpy as np
+
     from .model import rule_probabilities
 
     labels = list(data.labels)
@@ -326,7 +337,8 @@ def _score(data: SegmentData, rows: np.ndarray, proba: np.ndarray, rule_weight: 
     rule = rule_probabilities(data.windows.iloc[rows], data.mapping, labels, data.space)
     if rule is not None:
         fused = (1.0 - rule_weight) * proba + rule_weight * rule
-        result["window_rule_only"] = classification_metrics(truth, names[np.argmax(rule, axis=1)], labels)
+        if data.level != "micro":  # at micro level the rule's winner is the label itself
+            result["window_rule_only"] = classification_metrics(truth, names[np.argmax(rule, axis=1)], labels)
         result["window_fused"] = classification_metrics(truth, names[np.argmax(fused, axis=1)], labels)
         result["rule_weight"] = rule_weight
     clip_table, clip_labels = _clip_predictions(data, rows, proba)
@@ -353,6 +365,8 @@ def write_report(out_dir: str | Path, metrics: dict[str, Any], scores: dict[str,
 
 
 def _json_default(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -364,13 +378,16 @@ def _json_default(value: Any) -> Any:
 
 def _plot_confusions(path: Path, scores: dict[str, Any], title: str) -> None:
     """Row-normalised confusion matrices (recall per true class) side by side, PNG via the Agg canvas."""
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     panels = [(name, scores[key]) for key, name in (("window", "window level"), ("clip", "clip level"))
               if key in scores and scores[key].get("n")]  # fmt: skip
     size = max(len(p[1]["labels"]) for p in panels)
-    figure = Figure(figsize=(max(5.0, 0.55 * size + 2.5) * len(panels), max(4.5, 0.5 * size + 2.0)), layout="constrained")
+    figure = Figure(
+        figsize=(max(5.0, 0.55 * size + 2.5) * len(panels), max(4.5, 0.5 * size + 2.0)), layout="constrained"
+    )
     FigureCanvasAgg(figure)
     for i, (name, block) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), i + 1)
@@ -443,9 +460,12 @@ class CVResult:
     scores: dict[str, Any]
 
 
-def _fit(data: SegmentData, rows: np.ndarray, config: TrainConfig, seed: int) -> tuple[Any, Selection, np.ndarray,
-                                                                                          np.ndarray, dict[str, Any]]:
+def _fit(
+    data: SegmentData, rows: np.ndarray, config: TrainConfig, seed: int
+) -> tuple[Any, Selection, np.ndarray, np.ndarray, dict[str, Any]]:
     """ReliefF + normalisation + CNN on ``rows`` only. Returns network, selection, mean, std, fit record."""
+    import numpy as np
+
     from .model import fit_network
     from .selection import relieff_select
 
@@ -464,6 +484,7 @@ def _fit(data: SegmentData, rows: np.ndarray, config: TrainConfig, seed: int) ->
 
 def _splits(groups: np.ndarray, folds: int | str) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """Subject-grouped splits: leave-one-subject-out (``loao`` or folds >= subjects) or GroupKFold."""
+    import numpy as np
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
     n_groups = len(np.unique(groups))
@@ -478,7 +499,7 @@ def _splits(groups: np.ndarray, folds: int | str) -> tuple[list[tuple[np.ndarray
 
 
 def cross_validate(
-    data: SegmentData, *, folds: int | str = 5, config: TrainConfig = TrainConfig(), seed: int = 0,
+    data: SegmentData, *, folds: int | str = 5, config: TrainConfig | None = None, seed: int = 0,
     progress: bool = False,
 ) -> CVResult:  # fmt: skip
     """Subject-grouped cross-validation; per fold, ReliefF/normalisation/CNN are fit on training rows only.
@@ -486,8 +507,12 @@ def cross_validate(
     Raises AupipeError if a split ever puts one subject on both sides (it cannot with grouped
     splitters; the check guards against a regression). Out-of-fold probabilities are pooled.
     """
+    import numpy as np
     from tqdm import tqdm
 
+    from .model import quiet_backend_logs
+
+    config = config or TrainConfig()
     splits, scheme = _splits(data.groups, folds)
     proba = np.full((len(data), len(data.labels)), np.nan, dtype=np.float32)
     results: list[FoldResult] = []
@@ -500,7 +525,8 @@ def cross_validate(
             raise AupipeError(f"fold {fold}: subjects {set(train_subjects) & set(test_subjects)} on both sides")
         network, selection, mean, std, record = _fit(data, train_rows, config, seed + fold)
         X_test = (data.X[test_rows][:, :, list(selection.indices)] - mean) / std
-        fold_proba = np.asarray(network.predict(X_test, batch_size=1024, verbose=0), dtype=np.float32)
+        with quiet_backend_logs():
+            fold_proba = np.asarray(network.predict(X_test, batch_size=1024, verbose=0), dtype=np.float32)
         proba[test_rows] = fold_proba
         relief_rows = train_rows[selection.rows]
         results.append(FoldResult(fold, train_rows, test_rows, relief_rows, train_subjects, test_subjects, selection,
@@ -527,11 +553,14 @@ def cross_validate(
 
 
 def fit_final(
-    data: SegmentData, *, config: TrainConfig = TrainConfig(), seed: int = 0, training: dict[str, Any] | None = None
+    data: SegmentData, *, config: TrainConfig | None = None, seed: int = 0, training: dict[str, Any] | None = None
 ) -> tuple[Any, ModelSpec, dict[str, Any]]:
     """Fit the deployable model on all rows; returns (network, spec, fit record)."""
+    import numpy as np
+
     from .model import ModelSpec
 
+    config = config or TrainConfig()
     network, selection, mean, std, record = _fit(data, np.arange(len(data)), config, seed)
     spec = ModelSpec(
         labels=data.labels, level=data.level, space=data.space, channels=selection.channels, segment=data.settings,
@@ -556,7 +585,7 @@ def train(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     workers: int | None = None,
-    segment: SegmentSettings = SegmentSettings(),
+    segment: SegmentSettings | None = None,
     config: TrainConfig | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -569,9 +598,11 @@ def train(
     """
     import dataclasses
 
+    from .features import SegmentSettings
     from .model import save_model
 
     config = config or TrainConfig()
+    segment = segment or SegmentSettings()
     config = dataclasses.replace(config, network=dataclasses.replace(config.network, epochs=epochs))
     start = time.perf_counter()
     data = prepare(dataset, level=level, mapping=mapping, segment=segment, label_source=label_source,
@@ -618,6 +649,8 @@ def evaluate(
     The dataset's windows are built with the model's settings and labelled at the model's level.
     Only meaningful on subjects the model was not trained on. Returns the metrics dict.
     """
+    import numpy as np
+
     from .model import load_model, model_mapping
 
     emotion_map = mapping if mapping is not None else model_mapping(model_dir)
@@ -648,8 +681,11 @@ def evaluate(
         "data": data.report,
         "subjects_seen_in_training": sorted(train_subjects & set(data.groups)),
         "scores": scores,
-        "inference": {"windows": len(data), "seconds": round(seconds, 3),
-                      "windows_per_second": round(len(data) / seconds, 1) if seconds > 0 else None},  # fmt: skip
+        "inference": {
+            "windows": len(data),
+            "seconds": round(seconds, 3),
+            "windows_per_second": round(len(data) / seconds, 1) if seconds > 0 else None,
+        },  # fmt: skip
     }
     write_report(out_dir, metrics, scores, f"{Path(model_dir).name} on {data.report['dataset']} ({spec.level} level)")
     return metrics
@@ -675,6 +711,10 @@ def synthetic_data(
     every channel gets Gaussian noise and a per-subject offset. Channels are named ``S0_r``...
     Windows of one clip share class and subject. No mapping link (space ``none``).
     """
+    import numpy as np
+    import pandas as pd
+
+    from .features import SegmentSettings
     from .mapping import load_mapping
 
     rng = np.random.default_rng(seed)
@@ -748,10 +788,17 @@ def _fraction(text: str) -> float:
 
 
 def _common_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--label-source", choices=("intended", "face_vote"), default="intended",
-                        help="CREMA-D label: the intended emotion (default) or the crowd's face-only vote")
-    parser.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping (train default: micro_emotions; "
-                        "evaluate default: the model's)")
+    parser.add_argument(
+        "--label-source",
+        choices=("intended", "face_vote"),
+        default="intended",
+        help="CREMA-D label: the intended emotion (default) or the crowd's face-only vote",
+    )
+    parser.add_argument(
+        "--mapping",
+        metavar="NAME_OR_FILE",
+        help="emotion mapping (train default: micro_emotions; evaluate default: the model's)",
+    )
     parser.add_argument("--cache-dir", metavar="DIR", help="feature cache (default ~/.cache/aupipe/features)")
     parser.add_argument("--workers", type=_positive_int, help="parallel clips (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")  # fmt: skip
@@ -761,14 +808,33 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``aupipe train DATASET -o MODEL_DIR``."""
     parser.add_argument("dataset", help="CREMA-D folder (VideoFlash/), folder of LABEL/ sub-folders, or CSV")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
-    parser.add_argument("--level", choices=LEVELS, default="core",
-                        help="core: clip labels; micro: the mapping's window labels (default core)")
+    parser.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="core",
+        help="core: clip labels; micro: the mapping's window labels (default core)",
+    )
     parser.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default 30)")
-    parser.add_argument("--folds", type=_folds, default=5,
-                        help="subject-grouped folds for the estimate: k, 'loao', or 0 for none (default 5)")
+    parser.add_argument(
+        "--folds",
+        type=_folds,
+        default=5,
+        help="subject-grouped folds for the estimate: k, 'loao', or 0 for none (default 5)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--select", type=_positive_int, default=24, help="channels ReliefF keeps (default 24)")
+    parser.add_argument(
+        "--relief-rows",
+        type=_positive_int,
+        default=2000,
+        help="training windows ReliefF is fit on, drawn per class (default 2000; cost grows as rows^2)",
+    )
     parser.add_argument("--blendshapes", action="store_true", help="also offer the 52 blendshape scores as channels")
+    parser.add_argument(
+        "--geometry",
+        action="store_true",
+        help="also offer the landmark geometry measures (g_* columns, face widths) as channels",
+    )
     parser.add_argument("--window-ms", type=float, default=500.0, help="window length in ms (default 500)")
     parser.add_argument("--stride-ms", type=float, default=100.0, help="step between windows in ms (default 100)")
     parser.add_argument("--steps", type=_positive_int, default=16, help="time steps per window (default 16)")
@@ -782,7 +848,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL_DIR", help="model folder written by aupipe train")
     parser.add_argument("dataset", help="CREMA-D folder, folder of LABEL/ sub-folders, or CSV (unseen subjects)")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="folder for metrics.json + PNG")
-    parser.add_argument("--rule-weight", type=_fraction, help="weight of the rule in the fused label (default: model's)")
+    parser.add_argument(
+        "--rule-weight", type=_fraction, help="weight of the rule in the fused label (default: model's)"
+    )
     _common_data_arguments(parser)
 
 
@@ -801,10 +869,12 @@ def _print_skipped(report: dict[str, Any]) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Handler of ``aupipe train``; returns the exit code (errors propagate as AupipeError)."""
-    channels = ("AU*_r", "AU*_c", "bs_*") if args.blendshapes else ("AU*_r", "AU*_c")
+    from .features import SegmentSettings
+
+    channels = ("AU*_r", "AU*_c") + (("bs_*",) if args.blendshapes else ()) + (("g_*",) if args.geometry else ())
     segment = SegmentSettings(window_ms=args.window_ms, stride_ms=args.stride_ms, n_steps=args.steps,
                               min_coverage=args.min_coverage, channels=channels)  # fmt: skip
-    config = TrainConfig(n_select=args.select)
+    config = TrainConfig(n_select=args.select, relief_max_rows=args.relief_rows)
     metrics = train(args.dataset, args.output, level=args.level, label_source=args.label_source, mapping=args.mapping,
                     epochs=args.epochs, folds=args.folds, seed=args.seed, cache_dir=args.cache_dir,
                     workers=args.workers, segment=segment, config=config, progress=not args.quiet)  # fmt: skip

@@ -198,9 +198,7 @@ def from_paths(
     )  # fmt: skip
 
 
-def load_cremad(
-    root: str | Path, *, label_source: str = "intended", metadata_dir: str | Path | None = None
-) -> Dataset:
+def load_cremad(root: str | Path, *, label_source: str = "intended", metadata_dir: str | Path | None = None) -> Dataset:
     """Read a CREMA-D folder: ``ROOT/VideoFlash/*`` if present, else the clips directly in ``ROOT``."""
     root = Path(root)
     folder = root / "VideoFlash" if (root / "VideoFlash").is_dir() else root
