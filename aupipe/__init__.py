@@ -107,7 +107,8 @@ def analyze(
     ``aupipe train``; adds ``prob_<label>``, ``model_label`` and a fused ``final_label`` per
     window (``rule_weight`` 0..1 weighs the mapping's scores in it). ``settings`` overrides any stage's
     settings (``PipelineSettings``). Returns ``AnalysisResult`` with ``.frames`` (one row per
-    frame), ``.windows`` and ``.baseline``. Raises ``InputError`` for a missing, unreadable,
+    frame), ``.windows`` (with ``in_event``), ``.events`` (spotted micro / macro expressions,
+    docs/spotting.md) and ``.baseline``. Raises ``InputError`` for a missing, unreadable,
     corrupt or empty video.
     """
     from .pipeline import analyze as analyze_video
@@ -129,12 +130,14 @@ def run(
     baseline_out: str | Path | None = None,
     model: str | Path | None = None,
     rule_weight: float | None = None,
+    events_out: str | Path | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = True,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV.
 
-    ``neutral``, ``model`` and ``rule_weight`` as for ``analyze``; ``baseline_out`` also writes the baseline used as CSV.
+    ``neutral``, ``model`` and ``rule_weight`` as for ``analyze``; ``events_out`` also writes the
+    spotted expression events (micro / macro, docs/spotting.md); ``baseline_out`` also writes the baseline used as CSV.
     Files are written to a temporary name and renamed when complete; a first Ctrl-C stops
     early and keeps everything computed so far (``RunSummary.interrupted``).
     """
@@ -143,8 +146,9 @@ def run(
     emotion_map = _mapping(mapping)
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
     return run_video(
-        path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight
-    )
+        path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
+        events_out,
+    )  # fmt: skip
 
 
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule-weight", type=float, metavar="W",
         help="weight 0..1 of the mapping's rule scores in the fused label (default: the model's own, 0.25)",
     )  # fmt: skip
+    run.add_argument("--events", metavar="EVENTS.csv", help="also write the spotted expression events (micro / macro)")
+    run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
+    run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
 
@@ -75,7 +78,47 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", help="mapping name or YAML file")
     show = mapping_commands.add_parser("show", help="print a readable table of categories and rules")
     show.add_argument("file", help="mapping name or YAML file")
+    spot_eval = commands.add_parser("spot-eval", help="score spotted events against ground truth (MEGC protocol)")
+    spot_eval.add_argument("pred", metavar="PRED.csv", help="predicted events (aupipe run --events)")
+    spot_eval.add_argument("truth", metavar="TRUTH.csv", help="ground-truth events: onset_ms, offset_ms, kind (or frames)")
+    spot_eval.add_argument("--iou", type=float, default=0.5, help="IoU that makes a true positive (default 0.5)")
+    spot_eval.add_argument(
+        "--unit", choices=("auto", "frame", "ms"), default="auto",
+        help="compare frame or millisecond intervals (default: frames when both files have them)",
+    )  # fmt: skip
+    synth = commands.add_parser("synth", help="make test footage: inject AU-driven expressions into a real face clip")
+    synth.add_argument("input", help="video file or folder of images of one face")
+    synth.add_argument("-o", "--output", required=True, help="video to write: .avi (MJPG) or .mp4 (mp4v)")
+    synth.add_argument("--truth", metavar="TRUTH.csv", help="ground-truth events (default: OUTPUT_STEM.truth.csv)")
+    synth.add_argument("--micro", type=int, default=10, help="micro events to inject, 100-400 ms (default 10)")
+    synth.add_argument("--macro", type=int, default=3, help="macro events to inject, 1-3 s (default 3)")
+    synth.add_argument("--blinks", type=int, default=0, help="blinks to inject (default 0)")
+    synth.add_argument(
+        "--seconds", type=float,
+        help="length of the output (default: the input's); a shorter input is played back and forth",
+    )  # fmt: skip
+    synth.add_argument("--seed", type=int, default=0, help="seed of the random event schedule (default 0)")
     return parser
+
+
+def _cmd_spot_eval(args: argparse.Namespace) -> int:
+    from . import spot_eval
+
+    print(spot_eval.evaluate_files(args.pred, args.truth, iou=args.iou, unit=args.unit))
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from . import synth
+
+    truth_path = args.truth or f"{Path(args.output).with_suffix('')}.truth.csv"
+    truth = synth.synthesize(
+        args.input, args.output, n_micro=args.micro, n_macro=args.macro, n_blinks=args.blinks,
+        seed=args.seed, duration_s=args.seconds, truth_path=truth_path,
+    )  # fmt: skip
+    counts = ", ".join(f"{n} {kind}" for kind, n in truth["kind"].value_counts().items()) or "no events"
+    print(f"aupipe: {args.output}: injected {counts}; ground truth -> {truth_path}", file=sys.stderr)
+    return 0
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
@@ -92,9 +135,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .pyfeat_backend import require_pyfeat
 
         require_pyfeat()
+    from .spotting import SpottingSettings
+
+    if args.events and args.no_spotting:
+        raise aupipe.AupipeError("--events needs spotting; leave out --no-spotting")
     settings = dataclasses.replace(
-        PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=args.au_backend
-    )
+        PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=args.au_backend,
+        spotting=None if args.no_spotting else SpottingSettings(blinks=args.blinks),
+    )  # fmt: skip
     chosen_mapping = args.mapping
     if args.model and chosen_mapping is None:
         from .model import model_mapping
@@ -111,10 +159,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         baseline_out=args.baseline_out,
         model=args.model,
         rule_weight=args.rule_weight,
+        events_out=args.events,
         settings=settings,
         progress=not args.quiet,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
+    if summary.events_path is not None:
+        written += f" and {summary.events_path} ({summary.n_events} events)"
     if summary.interrupted:
         print(
             f"aupipe: interrupted after {summary.n_frames} frames; {written} hold everything up to there",
@@ -152,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "spot-eval":
+            return _cmd_spot_eval(args)
+        if args.command == "synth":
+            return _cmd_synth(args)
         if args.command == "train":
             from .training import cmd_train
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import aus, landmarks, mapping, normalize, video, windows
+from . import aus, landmarks, mapping, normalize, spotting, video, windows
 from ._native import quiet_native_stderr
 from .errors import AupipeError, AupipeWarning
 from .output import AtomicCsvWriter
@@ -36,6 +36,7 @@ class PipelineSettings:
     normalize: normalize.NormalizeSettings = field(default_factory=normalize.NormalizeSettings)
     aus: aus.AuSettings = field(default_factory=aus.AuSettings)
     windows: windows.WindowSettings = field(default_factory=windows.WindowSettings)
+    spotting: spotting.SpottingSettings | None = field(default_factory=spotting.SpottingSettings)  # None: off
     chunk_frames: int = 64
     include_landmarks: bool = True
     au_backend: str = "mediapipe"
@@ -47,6 +48,7 @@ class Chunk:
 
     frames: pd.DataFrame
     windows: pd.DataFrame
+    events: pd.DataFrame = field(default_factory=spotting.empty_events)  # expression events finished by it
 
 
 def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
@@ -144,6 +146,7 @@ class StreamState:
     au: aus.AuState = field(default_factory=aus.AuState)
     windows: windows.WindowState = field(default_factory=windows.WindowState)
     external_aus: pd.DataFrame | None = None  # per-frame AUs of an external backend (py-feat)
+    spotting: spotting.SpottingState = field(default_factory=spotting.SpottingState)  # a bounded tail of frames
 
 
 def initial_state(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> StreamState:
@@ -175,7 +178,13 @@ def advance(
     if settings.au_backend == "pyfeat" and len(rows):
         rows = _pyfeat_aus(rows, state)
     done, window_state = windows.step(state.windows, rows if len(rows) else None, settings.windows, final=final)
-    return Chunk(rows, label_windows(done, emotion_map)), StreamState(au_state, window_state, state.external_aus)
+    events, spot_state = spotting.empty_events(emotion_map), state.spotting
+    if settings.spotting is not None:
+        events, spot_state = spotting.step(
+            state.spotting, rows if len(rows) else None, settings.spotting, final=final, emotion_map=emotion_map
+        )
+    new_state = StreamState(au_state, window_state, state.external_aus, spot_state)
+    return Chunk(rows, label_windows(done, emotion_map), events), new_state
 
 
 def _pyfeat_aus(rows: pd.DataFrame, state: StreamState) -> pd.DataFrame:
@@ -263,6 +272,8 @@ class RunSummary:
     n_windows: int
     interrupted: bool
     baseline: aus.Baseline | None
+    events_path: Path | None = None
+    n_events: int = 0
 
 
 class _StopFlag:
@@ -298,6 +309,7 @@ def run(
     baseline_out: str | Path | None = None,
     model: str | Path | None = None,
     rule_weight: float | None = None,
+    events_out: str | Path | None = None,
 ) -> RunSummary:
     """Stream ``path`` into CSV files; each file appears complete or not at all.
 
@@ -310,14 +322,19 @@ def run(
     emotion_map = emotion_map or mapping.load_mapping()
     video.probe(path, settings.video)  # fail on bad input before creating any file
     predictor = _load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
+    if events_out is not None and settings.spotting is None:
+        raise AupipeError("events need spotting: leave PipelineSettings.spotting on to write them")
     writers: dict[str, AtomicCsvWriter] = {}
-    n_frames = n_windows = 0
+    n_frames = n_windows = n_events = 0
+    flags = spotting.FlagState()
     try:
         writers["windows"] = AtomicCsvWriter(windows_out)
         if frames_out is not None:
             writers["frames"] = AtomicCsvWriter(frames_out)
         if baseline_out is not None:
             writers["baseline"] = AtomicCsvWriter(baseline_out)
+        if events_out is not None:
+            writers["events"] = AtomicCsvWriter(events_out)
         state = initial_state(path, settings)
         with _StopFlag() as stop:
             raw_tables = stream_frames(path, settings, progress)
@@ -332,9 +349,16 @@ def run(
                         [p for p in (pending, chunk.frames) if p is not None and len(p)], ignore_index=True
                     )
                     window_rows = predictor.predict_windows(context, window_rows, rule_weight)
+                if settings.spotting is not None:  # windows wait until the events that may overlap them are known
+                    window_rows, flags = spotting.flag_step(
+                        flags, window_rows, chunk.events, state.spotting.done_ms, final=final
+                    )
                 writers["windows"].write(window_rows)
                 if "frames" in writers:
                     writers["frames"].write(chunk.frames)
+                if "events" in writers:
+                    writers["events"].write(chunk.events)
+                n_events += len(chunk.events)
                 n_windows += len(chunk.windows)
                 n_frames += len(chunk.frames)
                 if final:
@@ -344,7 +368,9 @@ def run(
         empty_windows = label_windows(windows.compute_windows(empty_frames), emotion_map)
         if predictor is not None:
             empty_windows = predictor.predict_windows(empty_frames, empty_windows, rule_weight)
-        writers["windows"].commit(list(empty_windows.columns))
+        writers["windows"].commit(list(empty_windows.columns) + (["in_event"] if settings.spotting is not None else []))
+        if "events" in writers:
+            writers["events"].commit(spotting.event_columns(emotion_map))
         if "frames" in writers:
             writers["frames"].commit(list(empty_frames.columns))
         if "baseline" in writers:
@@ -357,7 +383,7 @@ def run(
         raise
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
-        state.au.baseline,
+        state.au.baseline, Path(events_out) if events_out else None, n_events,
     )  # fmt: skip
 
 
@@ -376,6 +402,7 @@ class AnalysisResult:
     baseline: aus.Baseline | None
     video: video.VideoInfo
     mapping_name: str
+    events: pd.DataFrame = field(default_factory=spotting.empty_events)
 
 
 def analyze(
@@ -393,13 +420,18 @@ def analyze(
     predictor = _load_predictor(model, emotion_map, settings)
     frame_parts: list[pd.DataFrame] = []
     window_parts: list[pd.DataFrame] = []
+    event_parts: list[pd.DataFrame] = [spotting.empty_events(emotion_map)]
     last_state = StreamState()
     for chunk, last_state in stream(path, emotion_map, settings, progress, baseline):  # noqa: B007
         if len(chunk.frames):
             frame_parts.append(chunk.frames)
         window_parts.append(chunk.windows)
+        event_parts.append(chunk.events)
     frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else frame_table_empty(settings)
     window_table = pd.concat([w for w in window_parts if len(w)] or window_parts[-1:], ignore_index=True)
     if predictor is not None:
         window_table = predictor.predict_windows(frames, window_table, rule_weight)
-    return AnalysisResult(frames, window_table, last_state.au.baseline, info, emotion_map.name)
+    events = pd.concat([e for e in event_parts if len(e)] or event_parts[:1], ignore_index=True)
+    if settings.spotting is not None:
+        window_table["in_event"] = spotting.flag_windows(window_table, events).to_numpy()
+    return AnalysisResult(frames, window_table, last_state.au.baseline, info, emotion_map.name, events)

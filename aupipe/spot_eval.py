@@ -158,9 +158,15 @@ def report(result: dict[str, dict]) -> str:
         rows.append((kind, str(r["n_truth"]), str(r["n_pred"]), str(r["tp"]), str(r["fp"]), str(r["fn"]),
                      f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}"))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"MEGC spotting: TP when IoU >= {iou:g} ({'frames' if unit == 'frame' else 'ms'}), each truth matched once"]
+    lines = [
+        f"MEGC spotting: TP when IoU >= {iou:g} ({'frames' if unit == 'frame' else 'ms'}), each truth matched once"
+    ]
     for k, row in enumerate(rows):
-        lines.append("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

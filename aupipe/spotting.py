@@ -1,41 +1,59 @@
 """Spotting: find expression events (onset, apex, offset) in long videos, micro versus macro.
 
-Signal. Per spotted AU two channels, both on the 0-5 intensity scale: the AU intensity
-``AUxx_r`` (already relative to the person's neutral face and filtered, see docs/aus.md) and a
-landmark-motion channel: the AU's geometric measure (``g_*`` columns: the face-width-normalised,
-rigidly aligned mesh, so head rotation and translation are removed) scaled by the displacement
-that reaches FACS E (``aus.GEOMETRY_AUS``), without the blendshapes. Each channel is compared with
-its local statistics over a centred window of ``context_s`` seconds: its resting level ``rest``
-(``rest_percentile``, 20th by default) and its usual range ``range`` = ``range_percentile`` (90th)
-minus ``rest``. The channel's activation is
+Signal. Each spotted AU has up to two channels on the 0-5 intensity scale: its intensity
+``AUxx_r`` (relative to the person's neutral face, filtered; docs/aus.md) and a landmark-motion
+channel, the AU's geometric measure (``g_*``, on the face-width-normalised, rigidly aligned
+mesh, so head rotation and translation are removed) divided by the displacement that reaches
+FACS E (``aus.GEOMETRY_AUS``). Each channel is compared with its own statistics over a centred
+window of ``context_s`` seconds: its resting level (``rest_percentile``) and the top of its usual
+activity (the larger of its ``range_percentile`` and the ``envelope_percentile`` of its 1 s
+upper envelope, so brief movements that keep coming back, like speech sounds, count as usual):
 
-    r = (value - rest) / max(onset_threshold, range_factor * range)
+    r = (value - rest) / threshold,
+    threshold = max(onset_threshold, range_factor * (top - rest), [motion channel] min_motion_px on this face)
 
-so an AU must rise above its resting level by ``onset_threshold`` intensity units AND beyond
-what it usually does in this stretch of video (speech, tics). An AU's activation is the larger
-of its two channels.
+An AU's activation is the mean of its channels' r. An event needs r >= 1: the AU rises above its
+resting level by ``onset_threshold`` intensity units and beyond what it usually does around
+then (``range_factor`` times its usual range), and the landmarks move more than their jitter.
 
-Events. Per AU, hysteresis: a segment is a run of frames with activation > ``boundary_level``
-that contains at least one frame >= 1 (gaps of up to ``merge_gap_ms`` are bridged); onset and
-offset are its first and last frames, the apex its highest frame. Segments shorter than
-``min_ms`` or longer than ``max_ms`` are dropped. Segments of different AUs whose intervals
-overlap with IoU >= ``merge_iou`` are one event (greedy, in onset order). An event is ``micro``
-when offset - onset <= ``micro_max_ms``, else ``macro``; ``within_macro`` marks a micro event
-whose apex lies inside a macro event. Blinks: frames where ``AU43_r`` >= ``blink_level``
-(widened by ``blink_pad_ms``) do not count for the eyelid AUs (AU05, AU07), and AU43 itself is
-spotted only with ``blinks=True``.
+Events (per piece of the stream, see below):
 
-Streaming. ``step`` takes frame rows chunk by chunk and returns the events finished so far; its
-state holds a bounded tail of frames (about ``context_s`` + ``max_piece_s`` seconds of a few
-columns). The stream is cut into pieces at quiet gaps (no AU active) or, in long stretches of
-activity, at the least active frame, by rules that depend only on the data, so any chunking
-gives the same events as ``spot`` on the whole table.
+1. Cores, per AU: runs above the AU's boundary, usual + ``usual_margin`` * (1 - usual) in r
+   units (at least ``boundary_level``), with dips of up to ``merge_gap_ms`` bridged, that reach 1.
+2. Onset and offset: each core widens on both sides while r keeps falling (by ``fall`` within
+   ``fall_ms``, for at most ``descent_ms``), down to ``peak_fraction`` of its peak (at least
+   ``boundary_level``): the half-height of the movement, or where it meets a plateau of other
+   activity. Cores of one AU that touch or never drop back below ``boundary_level`` between them
+   are one segment; its apex is its highest frame. Segments shorter than ``min_ms`` or longer
+   than ``max_ms``, or whose onset or offset was not seen (the video's ends), are dropped.
+3. Grouping (``_group``): segments of different AUs are one event when they overlap enough;
+   a micro-length segment inside a macro event joins it only when it is one of its AUs, lies
+   in its onset or offset phase or peaks with it; otherwise it is a micro event within the
+   macro one (``within_macro``).
+4. Kind: ``micro`` when offset - onset <= ``micro_max_ms``, else ``macro``. An event spans its
+   segments of at least ``extent_share`` of its strongest one's activation (only its strongest
+   segment when all are micro-length). Its AUs are listed strongest first; ``AUxx_peak`` are
+   the highest ``AUxx_r`` between onset and offset.
+
+Blinks: frames where ``AU43_r`` >= ``blink_level`` (widened by ``blink_pad_ms``) do not count
+for the eyelid AUs (AU05, AU07); AU43 itself is spotted only with ``blinks=True``. Speech AUs
+(AU25, AU26) and the blendshape-only AUs (AU14, AU28) are not spotted by default.
+
+Streaming. ``step`` takes frame rows chunk by chunk and returns the events finished so far. Its
+state is a bounded tail (at most about ``context_s`` + ``max_piece_s`` seconds of a few numbers
+per frame). The stream is cut into pieces in quiet stretches (no AU above its boundary) or, after
+``max_piece_s`` of unbroken activity, at the least active frame, by rules that depend only on
+the data, so any chunking gives the same events as ``spot`` on the whole table.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,28 +65,36 @@ SPEECH_AUS: tuple[str, ...] = ("AU25", "AU26")
 BLINK_AU = "AU43"
 #: AUs a blink moves (eyelids); they do not count during a blink.
 EYELID_AUS: tuple[str, ...] = ("AU05", "AU07")
-#: AUs estimated from blendshapes alone (no landmark measure to confirm a movement).
+#: AUs estimated from blendshapes alone (no landmark measure confirms a movement).
 BLENDSHAPE_ONLY_AUS: tuple[str, ...] = tuple(a for a, spec in aus.GEOMETRY_AUS.items() if spec is None)
 #: Spotted by default: every AU except speech (AU25, AU26), blinks (AU43) and the blendshape-only
 #: AUs (AU14, AU28), whose flicker during speech no landmark motion confirms.
-DEFAULT_AUS: tuple[str, ...] = tuple(
-    a for a in aus.AU_NAMES if a not in (*SPEECH_AUS, BLINK_AU, *BLENDSHAPE_ONLY_AUS)
-)
+DEFAULT_AUS: tuple[str, ...] = tuple(a for a in aus.AU_NAMES if a not in (*SPEECH_AUS, BLINK_AU, *BLENDSHAPE_ONLY_AUS))
 
-#: AU -> (measures, sign per measure, displacement in face widths that reaches FACS E) of the
-#: landmark-motion channel; measures of both sides are averaged.
-MOTION: dict[str, tuple[tuple[str, ...], tuple[float, ...], float]] = {}
-for _au, _spec in aus.GEOMETRY_AUS.items():
-    if _spec is None or _au in ("AU25", "AU26", "AU43"):
-        continue
-    _stem, _sign, _e = _spec
-    if _stem in ("lip_thickness", "chin_y", "jaw_y"):
-        MOTION[_au] = ((_stem,), (_sign,), _e)
-    elif _au == "AU04":  # brows down and drawn together
-        MOTION[_au] = (("brow_y_right", "brow_y_left", "brow_inner_x_right", "brow_inner_x_left"), (-1, -1, -1, -1), _e)
-    else:
-        MOTION[_au] = ((f"{_stem}_right", f"{_stem}_left"), (_sign, _sign), _e)
-MOTION["AU43"] = (("eye_aperture_right", "eye_aperture_left"), (-1.0, -1.0), 0.05)
+
+def _motion_specs() -> dict[str, tuple[tuple[str, ...], tuple[float, ...], float]]:
+    specs: dict[str, tuple[tuple[str, ...], tuple[float, ...], float]] = {}
+    for au, spec in aus.GEOMETRY_AUS.items():
+        if spec is None or au in ("AU25", "AU26", "AU43"):
+            continue
+        stem, sign, e_level = spec
+        if stem in ("lip_thickness", "chin_y", "jaw_y"):
+            specs[au] = ((stem,), (sign,), e_level)
+        elif au == "AU04":  # brows down and drawn together (each side's mean of both)
+            specs[au] = (
+                ("brow_y_right", "brow_y_left", "brow_inner_x_right", "brow_inner_x_left"),
+                (-0.5,) * 4,
+                e_level,
+            )
+        else:
+            specs[au] = ((f"{stem}_right", f"{stem}_left"), (sign / 2, sign / 2), e_level)
+    specs["AU43"] = (("eye_aperture_right", "eye_aperture_left"), (-0.5, -0.5), 0.05)
+    return specs
+
+
+#: AU -> (measures, weight per measure, displacement in face widths that reaches FACS E) of the
+#: landmark-motion channel: sum(weight * g_measure) / E * 5 (both sides averaged).
+MOTION: dict[str, tuple[tuple[str, ...], tuple[float, ...], float]] = _motion_specs()
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event", "onset_ms", "apex_ms", "offset_ms", "duration_ms", "onset_frame", "apex_frame", "offset_frame",
@@ -78,45 +104,62 @@ EMOTION_COLUMNS: tuple[str, ...] = ("emotion", "core_emotion", "emotion_score", 
 
 
 def peak_columns() -> list[str]:
-    """``AUxx_peak`` (and sided ``AUxx_left_peak`` ...) columns of the events table, in ``aus.au_columns()`` order."""
+    """``AUxx_peak`` (and sided ``AUxx_left_peak`` ...) columns of the events table, ``aus.au_columns()`` order."""
     return [c[: -len("_r")] + "_peak" for c in aus.au_columns()]
 
 
 @dataclass(frozen=True)
 class SpottingSettings:
-    """How events are spotted (see the module docstring; intensities on the 0-5 scale, times in ms / s).
+    """How events are spotted (module docstring). Intensities and activations are on the 0-5
+    scale (the threshold is activation 1); times in ms unless named ``_s``.
 
-    aus: the AUs that can make an event (default: all but speech AU25/26 and blink AU43);
-    blinks: also spot AU43 (blinks); motion: use the landmark-motion channel besides ``AUxx_r``;
-    context_s: centred window of the local statistics; stat_step_ms: they are evaluated every
-    ``stat_step_ms`` (a frame uses the last grid point at or before it);
-    rest_percentile / range_percentile: resting level and top of the usual range;
-    onset_threshold: least rise above rest; range_factor: the rise must also exceed this many
-    usual ranges; boundary_level: activation (threshold = 1) that ends an event at onset and offset;
-    min_ms / max_ms: shortest and longest event; micro_max_ms: longest micro event;
-    merge_gap_ms: dips of at most this long do not split an AU's segment;
-    merge_iou: segments of different AUs overlapping this much are one event;
-    blink_level / blink_pad_ms: ``AU43_r`` that marks a blink and its widening;
-    max_piece_s: longest stretch of continuous activity held before a forced cut (memory bound).
+    aus: the AUs that can make an event; blinks: also spot AU43; motion: use the landmark-motion
+    channel besides ``AUxx_r``.
+    context_s: centred window of the local statistics, evaluated every ``stat_step_ms`` (a frame
+    uses the grid point at or before it); rest_percentile: resting level; range_percentile and
+    envelope_percentile (of the upper envelope over ``envelope_frames`` frames): top of the usual
+    activity.
+    onset_threshold: least rise above rest (intensity units); range_factor: the rise must also
+    exceed this many usual ranges; min_motion_px: a landmark-motion channel must also move this
+    many pixels on this face (landmark jitter).
+    usual_margin: where between the usual top and the threshold an event's core starts;
+    boundary_level / peak_fraction: an event widens down to the larger of this activation and
+    this share of its core's peak, while the activation still falls by ``fall`` within
+    ``fall_ms``, for at most ``descent_ms``.
+    min_ms / max_ms: shortest and longest event; micro_max_ms: longest micro event.
+    merge_gap_ms: dips up to this long do not split an AU's core; merge_overlap: two micro-length
+    segments are one event when the shorter lies this much inside the other; apex_join_ms: a
+    brief movement peaking this close to a macro event's apex is part of it; extent_share: an
+    event spans its segments with at least this share of its strongest one's activation.
+    blink_level / blink_pad_ms: ``AU43_r`` that marks a blink, and its widening.
+    max_piece_s: longest stretch of unbroken activity before a forced cut (bounds memory).
     """
 
     aus: tuple[str, ...] = DEFAULT_AUS
     blinks: bool = False
     motion: bool = True
-    combine: str = "mean"
-    context_s: float = 20.0
-    stat_step_ms: float = 200.0
+    context_s: float = 120.0
+    stat_step_ms: float = 500.0
     rest_percentile: float = 20.0
-    range_percentile: float = 90.0
-    onset_threshold: float = 0.75
-    range_factor: float = 1.0
+    range_percentile: float = 95.0
+    onset_threshold: float = 0.8
+    range_factor: float = 1.2
+    min_motion_px: float = 1.0
+    envelope_frames: int = 31
+    envelope_percentile: float = 80.0
+    usual_margin: float = 0.5
     boundary_level: float = 0.3
     peak_fraction: float = 0.4
+    fall: float = 0.1
+    fall_ms: float = 100.0
+    descent_ms: float = 300.0
     min_ms: float = 60.0
     max_ms: float = 4000.0
     micro_max_ms: float = 500.0
     merge_gap_ms: float = 70.0
-    merge_iou: float = 0.3
+    merge_overlap: float = 0.5
+    apex_join_ms: float = 200.0
+    extent_share: float = 0.6
     blink_level: float = 1.0
     blink_pad_ms: float = 70.0
     max_piece_s: float = 12.0
@@ -125,12 +168,14 @@ class SpottingSettings:
         unknown = [a for a in self.aus if a not in aus.AU_NAMES]
         if unknown:
             raise AupipeError(f"spotting: unknown AU {unknown[0]}; use some of {' '.join(aus.AU_NAMES)}")
-        if not (0 < self.boundary_level < 1):
-            raise AupipeError(f"spotting: boundary_level must be in (0, 1), got {self.boundary_level}")
+        if not self.aus and not self.blinks:
+            raise AupipeError("spotting: no AU to spot; give some in aus or set blinks")
+        if not (0 < self.boundary_level < 1 and 0 <= self.usual_margin <= 1):
+            raise AupipeError("spotting: need 0 < boundary_level < 1 and 0 <= usual_margin <= 1")
         if not (0 <= self.rest_percentile < self.range_percentile <= 100):
             raise AupipeError("spotting: need 0 <= rest_percentile < range_percentile <= 100")
-        if self.onset_threshold <= 0 or self.context_s <= 0 or self.stat_step_ms <= 0:
-            raise AupipeError("spotting: onset_threshold, context_s and stat_step_ms must be > 0")
+        if min(self.onset_threshold, self.context_s, self.stat_step_ms, self.range_factor) <= 0:
+            raise AupipeError("spotting: onset_threshold, context_s, stat_step_ms and range_factor must be > 0")
         if not (0 < self.min_ms <= self.micro_max_ms < self.max_ms):
             raise AupipeError("spotting: need 0 < min_ms <= micro_max_ms < max_ms")
         if self.max_piece_s * 1000.0 < 2 * self.max_ms:
@@ -143,105 +188,176 @@ class SpottingSettings:
 
 
 @dataclass(frozen=True)
-class SpottingState:
-    """What ``step`` carries between chunks (all bounded by ``context_s`` + ``max_piece_s``).
+class Tail:
+    """Per-frame signals kept by the stream: frame (n,), time_ms (n,), blink (n,) bool,
+    face_px (n,) face width in pixels (NaN when unknown), channels (n, c) on the 0-5 scale (names
+    in ``SpottingState.channels``), intensity (n, 37) AU intensities (``aus.au_columns()``)."""
 
-    buffer: recent frames (``frame``, ``time_ms``, channel and peak columns) from
-    ``done_ms`` - context_s / 2 on; done_ms: events before this time are emitted; grid: computed
-    local statistics (grid index -> rest and threshold per channel, as a DataFrame);
+    frame: np.ndarray
+    time_ms: np.ndarray
+    blink: np.ndarray
+    face_px: np.ndarray
+    channels: np.ndarray
+    intensity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def take(self, rows: slice | np.ndarray) -> Tail:
+        """The frames ``rows`` (a slice or a boolean mask)."""
+        return Tail(*(getattr(self, f)[rows] for f in _TAIL_FIELDS))
+
+    @staticmethod
+    def join(parts: list[Tail]) -> Tail:
+        """Frames of ``parts`` one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        return Tail(*(np.concatenate([getattr(p, f) for p in parts]) for f in _TAIL_FIELDS))
+
+
+_TAIL_FIELDS = ("frame", "time_ms", "blink", "face_px", "channels", "intensity")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Local statistics at grid points ``index`` (g,) (time = index * stat_step_ms): per channel
+    (g, c) the resting level and the usual range (top - rest), 0-5 scale."""
+
+    index: np.ndarray
+    rest: np.ndarray
+    spread: np.ndarray
+
+
+@dataclass(frozen=True)
+class SpottingState:
+    """What ``step`` carries between chunks (bounded: about ``context_s`` + ``max_piece_s`` of frames).
+
+    tail: recent frames' signals; channels: the channel names (fixed by the first chunk);
+    done_ms: events before this time are emitted; grid: computed local statistics still needed;
     next_grid: first grid index not yet computed; next_event: number of the next event;
     forced_start: the pending stretch begins at a forced cut.
     """
 
-    buffer: pd.DataFrame | None = None
+    tail: Tail | None = None
+    channels: tuple[str, ...] = ()
     done_ms: float = -np.inf
-    grid: pd.DataFrame | None = None
+    grid: Grid | None = None
     next_grid: int | None = None
     next_event: int = 0
     forced_start: bool = False
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence numpy's warnings on all-NaN slices (frames without a face)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 # --------------------------------------------------------------------------------------------
-# Per-frame signals
+# Per-frame signals and local statistics
 # --------------------------------------------------------------------------------------------
 
 
-def channel_names(settings: SpottingSettings, columns: pd.Index | list[str]) -> list[tuple[str, str]]:
-    """(channel column, AU) pairs available in ``columns``: ``ch_x_AU12`` (intensity) and
-    ``ch_m_AU12`` (landmark motion)."""
+def channel_names(settings: SpottingSettings, columns: pd.Index | list[str]) -> tuple[str, ...]:
+    """The channels available in ``columns``: ``x:AU12`` (intensity ``AU12_r``) and ``m:AU12``
+    (landmark motion, when all its ``g_*`` measures are there and ``settings.motion``)."""
     present = set(columns)
-    out = []
+    out: list[str] = []
     for au in settings.spotted:
         if f"{au}_r" in present:
-            out.append((f"ch_x_{au}", au))
+            out.append(f"x:{au}")
         if settings.motion and au in MOTION and all(f"g_{m}" in present for m in MOTION[au][0]):
-            out.append((f"ch_m_{au}", au))
-    return out
-
-
-def compact(frames: pd.DataFrame, settings: SpottingSettings) -> pd.DataFrame:
-    """The few columns spotting keeps per frame: ``frame``, ``time_ms``, ``blink`` (0/1), the
-    channels (0-5 scale) and the AU intensity columns (for the peaks)."""
-    names = channel_names(settings, frames.columns)
-    if not any(name.startswith("ch_x_") for name, _ in names):
+            out.append(f"m:{au}")
+    if not any(name.startswith("x:") for name in out):
         raise AupipeError("spotting: the frame table has none of the spotted AU columns (AUxx_r)")
-    data: dict[str, np.ndarray] = {
-        "frame": frames["frame"].to_numpy(dtype=np.int64),
-        "time_ms": frames["time_ms"].to_numpy(dtype=np.float64),
-    }
-    blink = frames["AU43_r"].to_numpy(dtype=np.float64) if "AU43_r" in frames else np.zeros(len(frames))
-    data["blink"] = (blink >= settings.blink_level).astype(np.float64)
-    for name, au in names:
-        if name.startswith("ch_x_"):
-            data[name] = frames[f"{au}_r"].to_numpy(dtype=np.float64)
+    return tuple(out)
+
+
+def signals(frames: pd.DataFrame, channels: tuple[str, ...], settings: SpottingSettings) -> Tail:
+    """The per-frame signals spotting keeps of frame rows (``frame``, ``time_ms``, ``AUxx_r``,
+    ``g_*``): blink flags, channels (0-5 scale) and AU intensities."""
+    n = len(frames)
+    values = np.empty((n, len(channels)))
+    for j, name in enumerate(channels):
+        kind, au = name.split(":")
+        if f"{au}_r" not in frames.columns:
+            raise AupipeError(f"spotting: column {au}_r is missing from this chunk but was in earlier ones")
+        if kind == "x":
+            values[:, j] = frames[f"{au}_r"].to_numpy(dtype=np.float64)
         else:
-            measures, signs, e_level = MOTION[au]
-            stacked = np.stack([s * frames[f"g_{m}"].to_numpy(dtype=np.float64) for m, s in zip(measures, signs, strict=True)])
-            per_side = len(measures) // 2 if au == "AU04" else 1
-            data[name] = stacked.sum(axis=0) / (len(measures) / per_side) / e_level * 5.0
-    for column in aus.au_columns():
-        data[column] = frames[column].to_numpy(dtype=np.float64) if column in frames else np.full(len(frames), np.nan)
-    return pd.DataFrame(data)
+            measures, weights, e_level = MOTION[au]
+            moved = sum(w * frames[f"g_{m}"].to_numpy(dtype=np.float64) for m, w in zip(measures, weights, strict=True))
+            values[:, j] = np.asarray(moved) / e_level * 5.0
+    columns = aus.au_columns()
+    present = [c for c in columns if c in frames.columns]
+    intensity = np.full((n, len(columns)), np.nan)
+    if present:
+        intensity[:, [columns.index(c) for c in present]] = frames[present].to_numpy(dtype=np.float64)
+    blink = (
+        frames["AU43_r"].to_numpy(dtype=np.float64) >= settings.blink_level if "AU43_r" in frames else np.zeros(n, bool)
+    )
+    face_px = frames["face_width_px"].to_numpy(dtype=np.float64) if "face_width_px" in frames else np.full(n, np.nan)
+    return Tail(frames["frame"].to_numpy(dtype=np.int64), frames["time_ms"].to_numpy(dtype=np.float64), blink, face_px,
+                values, intensity)  # fmt: skip
 
 
-def _grid_stats(times: np.ndarray, values: np.ndarray, grid: np.ndarray, settings: SpottingSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Rest level and threshold (g, c) of channels ``values`` (n, c) at grid indices ``grid`` (g,):
-    percentiles over frames with time in [T - context/2, T + context/2), T = index * stat_step."""
+def _nan_percentiles(window: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarray:
+    """Percentiles (p, b, c) along axis 1 of (b, w, c), NaN ignored (linear interpolation, as numpy's)."""
+    ordered = np.sort(window, axis=1)  # NaN sorts last
+    count = np.isfinite(window).sum(axis=1)  # (b, c)
+    top = np.maximum(count - 1, 0)
+    out = []
+    for q in percentiles:
+        position = q / 100.0 * top
+        lo = np.floor(position).astype(np.int64)
+        hi = np.minimum(lo + 1, top)
+        low = np.take_along_axis(ordered, lo[:, None, :], axis=1)[:, 0]
+        high = np.take_along_axis(ordered, hi[:, None, :], axis=1)[:, 0]
+        out.append(np.where(count > 0, low + (high - low) * (position - lo), np.nan))
+    return np.stack(out)
+
+
+def envelope(values: np.ndarray, frames: int) -> np.ndarray:
+    """Upper envelope (n, c) of ``values`` (n, c): the largest value within ``frames // 2`` frames
+    each way (NaN ignored), so a brief movement counts for about ``frames`` frames."""
+    h = frames // 2
+    if h <= 0 or not len(values):
+        return values
+    padded = np.vstack([np.full((h, values.shape[1]), -np.inf), np.nan_to_num(values, nan=-np.inf),
+                        np.full((h, values.shape[1]), -np.inf)])  # fmt: skip
+    out = np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1, axis=0).max(axis=-1)
+    return np.where(np.isneginf(out), np.nan, out)
+
+
+def grid_stats(times: np.ndarray, values: np.ndarray, index: np.ndarray, settings: SpottingSettings) -> Grid:
+    """Local statistics of channels ``values`` (n, c) at grid points ``index`` (g,), from the frames
+    with time in [T - context/2, T + context/2), T = index * stat_step_ms: rest
+    (``rest_percentile``) and spread = top - rest, where top is the larger of the
+    ``range_percentile`` of the values and the ``envelope_percentile`` of their ``envelope``
+    (brief movements that come back again and again, such as speech sounds, are usual too)."""
     half = settings.context_s * 500.0
-    centre = grid * settings.stat_step_ms
+    centre = index * settings.stat_step_ms
     first = np.searchsorted(times, centre - half, side="left")
     last = np.searchsorted(times, centre + half, side="left")
-    rest = np.full((len(grid), values.shape[1]), np.nan)
+    rest = np.full((len(index), values.shape[1]), np.nan)
     top = rest.copy()
-    padded = np.vstack([values, np.full((1, values.shape[1]), np.nan)])
-    block = max(1, 4_000_000 // max(1, int((last - first).max(initial=1)) * values.shape[1]))
-    for start in range(0, len(grid), block):  # blocks bound the memory of a whole-table call
+    nan_row = np.full((1, values.shape[1]), np.nan)
+    padded = np.vstack([values, nan_row])
+    upper = np.vstack([envelope(values, settings.envelope_frames), nan_row])
+    block = max(1, 2_000_000 // max(1, int((last - first).max(initial=1)) * values.shape[1]))
+    for start in range(0, len(index), block):  # blocks bound the memory of a whole-table call
         sl = slice(start, start + block)
         width = int((last[sl] - first[sl]).max(initial=0))
         if width == 0:
             continue
-        idx = first[sl, None] + np.arange(width)[None, :]
-        idx = np.where(idx < last[sl, None], idx, len(values))
-        window = padded[idx]  # (b, width, c)
-        with np.errstate(all="ignore"), _quiet():
-            q = np.nanpercentile(window, [settings.rest_percentile, settings.range_percentile], axis=1)
-        rest[sl], top[sl] = q[0], q[1]
-    threshold = np.maximum(settings.onset_threshold, settings.range_factor * (top - rest))
-    return rest, threshold
-
-
-class _quiet:
-    """Silence numpy's all-NaN slice warnings (frames without a face)."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+        rows = first[sl, None] + np.arange(width)[None, :]
+        rows = np.where(rows < last[sl, None], rows, len(values))
+        rest[sl], top[sl] = _nan_percentiles(padded[rows], (settings.rest_percentile, settings.range_percentile))
+        if settings.envelope_frames > 1:
+            top[sl] = np.fmax(top[sl], _nan_percentiles(upper[rows], (settings.envelope_percentile,))[0])
+    return Grid(index, rest, top - rest)
 
 
 def _near(mask: np.ndarray, times: np.ndarray, pad_ms: float) -> np.ndarray:
@@ -255,31 +371,50 @@ def _near(mask: np.ndarray, times: np.ndarray, pad_ms: float) -> np.ndarray:
     return np.minimum(before, after) <= pad_ms + 1e-6
 
 
+def thresholds(tail: Tail, channels: tuple[str, ...], spread: np.ndarray, settings: SpottingSettings) -> np.ndarray:
+    """Per-frame channel thresholds (n, c): max(onset_threshold, range_factor * spread) and, for a
+    landmark-motion channel, the displacement ``min_motion_px`` in pixels on this face (landmark
+    jitter) expressed on the 0-5 scale."""
+    threshold = np.maximum(settings.onset_threshold, settings.range_factor * spread)
+    for j, name in enumerate(channels):
+        kind, au = name.split(":")
+        if kind == "m" and settings.min_motion_px > 0:
+            with _quiet():
+                floor = settings.min_motion_px / tail.face_px / MOTION[au][2] * 5.0
+            threshold[:, j] = np.fmax(threshold[:, j], floor)
+    return threshold
+
+
 def activation(
-    buffer: pd.DataFrame, rest: np.ndarray, threshold: np.ndarray, settings: SpottingSettings
-) -> tuple[list[str], np.ndarray]:
-    """Per-AU activation (n, k) of frames ``buffer`` whose per-frame rest / threshold (n, c) are given:
-    max over the AU's channels of (value - rest) / threshold; NaN without a face; eyelid AUs are 0
-    during blinks. Returns the AU names and the array."""
-    names = [c for c in buffer.columns if c.startswith("ch_")]
-    values = buffer[names].to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        r = (values - rest) / threshold
-    spotted = [a for a in settings.spotted if any(n.endswith(f"_{a}") for n in names)]
-    out = np.full((len(buffer), len(spotted)), np.nan)
+    tail: Tail, channels: tuple[str, ...], rest: np.ndarray, spread: np.ndarray, settings: SpottingSettings
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per-AU activation and boundary (n, k) of the frames ``tail``, given each frame's channel
+    statistics (n, c). Activation: mean over the AU's channels of (value - rest) / threshold
+    (``thresholds``); boundary: max(``boundary_level``, usual + ``usual_margin`` * (1 - usual))
+    with usual = spread / threshold, the channels' mean. NaN without a face; eyelid AUs are at
+    most 0 during blinks. Returns the AU names, the activations and the boundaries."""
+    threshold = thresholds(tail, channels, spread, settings)
+    usual = spread / threshold
+    with _quiet():
+        r = (tail.channels - rest) / threshold
+    names = [name.split(":")[1] for name in channels]
+    spotted = [a for a in settings.spotted if a in names]
+    out = np.full((len(tail), len(spotted)), np.nan)
+    bound = np.full((len(tail), len(spotted)), settings.boundary_level)
+    blinking = _near(tail.blink, tail.time_ms, settings.blink_pad_ms) if tail.blink.any() else None
     for j, au in enumerate(spotted):
-        cols = [i for i, n in enumerate(names) if n.endswith(f"_{au}")]
+        cols = [i for i, name in enumerate(names) if name == au]
         with _quiet():
-            out[:, j] = np.nanmean(r[:, cols], axis=1) if settings.combine == "mean" else np.nanmax(r[:, cols], axis=1)
-    blinking = _near(buffer["blink"].to_numpy() > 0, buffer["time_ms"].to_numpy(), settings.blink_pad_ms)
-    for j, au in enumerate(spotted):
-        if au in EYELID_AUS:
+            out[:, j] = np.nanmean(r[:, cols], axis=1)
+            top = np.nanmean(usual[:, cols], axis=1)
+        bound[:, j] = np.fmax(settings.boundary_level, top + settings.usual_margin * (1.0 - top))
+        if blinking is not None and au in EYELID_AUS:
             out[blinking, j] = np.minimum(out[blinking, j], 0.0)
-    return spotted, out
+    return spotted, out, bound
 
 
 # --------------------------------------------------------------------------------------------
-# Segments, cuts and events
+# Pieces, segments and events
 # --------------------------------------------------------------------------------------------
 
 
@@ -303,38 +438,44 @@ def _close_gaps(mask: np.ndarray, times: np.ndarray, gap_ms: float) -> np.ndarra
     return mask | bridged
 
 
-def _cuts(r: np.ndarray, times: np.ndarray, settings: SpottingSettings, final: bool) -> tuple[list[int], int]:
+def _cuts(
+    r: np.ndarray, bound: np.ndarray, times: np.ndarray, settings: SpottingSettings, final: bool
+) -> tuple[list[int], int]:
     """Piece boundaries in frames ``r`` (n, k) at ``times`` (n,), starting at a boundary (index 0).
 
-    A quiet cut is the first frame of a run where no AU is above ``boundary_level`` and that no
-    dip-bridging can cross (the active frames around it are more than ``merge_gap_ms`` apart).
-    Where none starts within ``max_piece_s`` of the last boundary, a forced cut goes to the least
-    active frame of that stretch's last ``max_ms``. Returns the forced cuts and the last boundary
-    that is certain (events before it are final): the end when ``final``.
+    A quiet cut lies in a run of frames where no AU is above its boundary, ``descent_ms`` after
+    the run's start and at least ``descent_ms`` before its end (so no widened event reaches it),
+    in a run that no dip-bridging crosses (the active frames around it are more than
+    ``merge_gap_ms`` apart). Where no quiet cut comes within ``max_piece_s`` of the last boundary,
+    a forced cut goes to the least active frame of that stretch's last ``max_ms``. Returns the
+    forced cuts and the last boundary that is certain (the end when ``final``).
     """
     n = len(r)
     with _quiet():
-        level = np.nanmax(r, axis=1) if r.shape[1] else np.zeros(n)
+        level = np.nanmax(r - bound, axis=1) if r.shape[1] else np.full(n, -1.0)
     level = np.where(np.isnan(level), -np.inf, level)
-    starts, ends = _runs(level <= settings.boundary_level)
-    gap = settings.merge_gap_ms
+    starts, ends = _runs(level <= 0)
+    gap, room = settings.merge_gap_ms, settings.descent_ms
+    cut_at = np.searchsorted(times, times[starts] + room - 1e-6, side="left")
     before = times[np.maximum(starts - 1, 0)]
     after = np.where(ends < n, times[np.minimum(ends, n - 1)], np.inf)
-    known = (ends < n) | final | (times[-1] - before >= gap)
-    qualifies = (starts > 0) & known & (after - before > gap + 1e-6)
-    quiet_cuts = starts[qualifies]
+    cut_time = times[np.minimum(cut_at, n - 1)]
+    known = (ends < n) | final | ((times[-1] >= cut_time + room) & (times[-1] - before >= gap))
+    fits = (cut_at < ends) & (after - before > gap + 1e-6) & (after - cut_time >= room - 1e-6)
+    qualifies = (starts > 0) & known & (fits | ((ends == n) & final & (cut_at < ends)))
+    quiet_cuts = cut_at[qualifies]
     piece = settings.max_piece_s * 1000.0
     forced: list[int] = []
     position, k = 0, 0
-    while True:
+    while True:  # one pass per piece, not per frame
         while k < len(quiet_cuts) and quiet_cuts[k] <= position:
             k += 1
         limit = times[position] + piece
         if k < len(quiet_cuts) and times[quiet_cuts[k]] <= limit:
             position = int(quiet_cuts[k])
             continue
-        if times[-1] < limit + gap and not (final and times[-1] >= limit):
-            break  # too few frames to know whether a quiet run starts in time
+        if times[-1] < limit + gap + 2 * room and not (final and times[-1] >= limit):
+            break  # too few frames to know whether a quiet cut comes in time
         lo = int(np.searchsorted(times, limit - settings.max_ms, side="left"))
         hi = int(np.searchsorted(times, limit, side="right"))
         lo = min(max(lo, position + 1), hi - 1)
@@ -346,23 +487,68 @@ def _cuts(r: np.ndarray, times: np.ndarray, settings: SpottingSettings, final: b
     return forced, (n if final else position)
 
 
-def _segments(r: np.ndarray, aus_: list[str], times: np.ndarray, settings: SpottingSettings,
-              open_start: bool, open_end: bool) -> pd.DataFrame:  # fmt: skip
-    """Per-AU hysteresis segments of one piece's activations ``r`` (n, k): au, onset, apex, offset
-    (row indices), peak activation. Segments touching an open (forced-cut) end of the piece belong
-    to a stretch of activity longer than the piece and are dropped; durations are filtered."""
-    low = _close_gaps(np.nan_to_num(r, nan=-np.inf) > settings.boundary_level, times, settings.merge_gap_ms)
+def _descend(values: np.ndarray, distance_ms: np.ndarray, floor: float, settings: SpottingSettings) -> int:
+    """How many frames an event widens by on one side. ``values`` (m,): activations read outwards
+    from the core's edge; ``distance_ms`` (m,): their distance from it. Widening goes on while the
+    activation is above ``floor`` and still falls by ``fall`` within ``fall_ms`` (it stops
+    where the signal levels off: the foot of the movement, a plateau of other activity, a valley),
+    for at most ``descent_ms``."""
+    m = int(np.searchsorted(distance_ms, settings.descent_ms, side="right"))
+    if not m:
+        return 0
+    values = np.nan_to_num(values[:m], nan=-np.inf)
+    horizon = np.searchsorted(distance_ms[:m], distance_ms[:m] + settings.fall_ms, side="right")  # exclusive
+    reach = horizon - np.arange(m) - 1  # frames ahead within fall_ms
+    width = max(int(reach.max()), 1)
+    padded = np.concatenate([values, np.full(width + 1, np.inf)])
+    ahead = np.lib.stride_tricks.sliding_window_view(padded[1:], width)[:m]  # (m, width)
+    ahead = np.where(np.arange(width)[None, :] < reach[:, None], ahead, np.inf)
+    going = (values > floor) & (values - ahead.min(axis=1) >= settings.fall)
+    stop = np.flatnonzero(~going)
+    if not len(stop):
+        return m
+    k = int(stop[0])
+    return k + 1 if values[k] > floor else k
+
+
+def _segments(
+    r: np.ndarray, bound: np.ndarray, spotted: list[str], times: np.ndarray, settings: SpottingSettings,
+    open_start: bool, open_end: bool,
+) -> pd.DataFrame:  # fmt: skip
+    """Per-AU segments of one piece: activations ``r`` and boundaries ``bound`` (n, k).
+
+    Core: a run above the boundary (dips of up to ``merge_gap_ms`` bridged) that reaches 1; each
+    core widens on both sides (``_descend``), and cores of one AU are joined when their widened
+    spans touch or the activation stays above ``boundary_level`` between them. Returns au, onset, apex, offset (row indices) and the peak activation. Dropped:
+    segments touching an open end of the piece (the video's start or end, a forced cut), whose
+    onset or offset was not seen, and those shorter than ``min_ms`` or longer than ``max_ms``."""
+    n = len(r)
+    low = _close_gaps(np.nan_to_num(r, nan=-np.inf) > bound, times, settings.merge_gap_ms)
     high = np.nan_to_num(r, nan=-np.inf) >= 1.0
     rows = []
-    for j, au in enumerate(aus_):
+    for j, au in enumerate(spotted):
         starts, ends = _runs(low[:, j])
         count = np.concatenate([[0], np.cumsum(high[:, j])])
-        keep = (count[ends] - count[starts] > 0) & ~((starts == 0) & open_start) & ~((ends == len(r)) & open_end)
-        for s, e in zip(starts[keep], ends[keep], strict=True):
-            values = np.nan_to_num(r[s:e, j], nan=-np.inf)
-            apex = int(np.argmax(values))
-            strong = np.flatnonzero(values >= settings.peak_fraction * values[apex])  # trim weak shoulders
-            rows.append((au, s + int(strong[0]), s + apex, s + int(strong[-1]), float(values[apex])))
+        keep = count[ends] - count[starts] > 0
+        starts, ends = starts[keep], ends[keep]
+        rest = np.nan_to_num(r[:, j], nan=-np.inf) <= settings.boundary_level
+        above = np.cumsum(rest)  # equal at two frames when the AU stays above boundary_level between them
+        spans: list[list[int]] = []
+        for k, (s, e) in enumerate(zip(starts, ends, strict=True)):  # per core, not per frame
+            left_limit = ends[k - 1] if k else 0
+            right_limit = starts[k + 1] if k + 1 < len(starts) else n
+            floor = max(settings.boundary_level, settings.peak_fraction * float(np.nanmax(r[s:e, j])))
+            onset = s - _descend(r[left_limit:s, j][::-1], times[s] - times[left_limit:s][::-1], floor, settings)
+            offset = e - 1 + _descend(r[e:right_limit, j], times[e:right_limit] - times[e - 1], floor, settings)
+            if spans and (onset <= spans[-1][1] + 1 or above[s] == above[spans[-1][1]]):
+                spans[-1][1] = offset  # touching, or never back to rest in between: one movement
+            else:
+                spans.append([onset, offset])
+        for onset, offset in spans:
+            if (onset == 0 and open_start) or (offset == n - 1 and open_end):
+                continue
+            apex = onset + int(np.argmax(np.nan_to_num(r[onset : offset + 1, j], nan=-np.inf)))
+            rows.append((au, onset, apex, offset, float(r[apex, j])))
     table = pd.DataFrame(rows, columns=["au", "onset", "apex", "offset", "activation"])
     table = table.astype({"onset": np.int64, "apex": np.int64, "offset": np.int64, "activation": np.float64})
     if table.empty:
@@ -373,74 +559,101 @@ def _segments(r: np.ndarray, aus_: list[str], times: np.ndarray, settings: Spott
 
 
 def _group(segments: pd.DataFrame, times: np.ndarray, settings: SpottingSettings) -> list[list[int]]:
-    """Greedy grouping (onset order): a segment joins the group it overlaps most when the IoU
-    (in ms) is >= ``merge_iou``, or when it is longer than ``micro_max_ms`` and lies inside the
-    group (a macro-length movement within a macro event is part of it); else it starts a group.
-    A micro-length segment inside a longer group stays apart (a micro event within a macro one)."""
-    groups: list[list[int]] = []
-    spans: list[list[float]] = []
+    """Group segments into events, macro-length ones (longer than ``micro_max_ms``) first, then
+    micro-length ones, each in onset order; a segment joins the group it overlaps best, if any:
+
+    - a macro-length segment joins a group it overlaps at all (one expression's AUs need not
+      start and end together);
+    - a micro-length segment lying inside a macro group joins it when it is one of the group's
+      AUs, falls in the group's onset or offset phase (within ``micro_max_ms`` of its ends) or
+      peaks with it (apexes within ``apex_join_ms``): those movements belong to the macro
+      expression. Otherwise it starts its own group: a micro event within the macro one;
+    - any other micro-length segment joins a group when the shorter of the two lies at least
+      ``merge_overlap`` inside the other.
+    """
     on = times[segments["onset"].to_numpy()]
     off = times[segments["offset"].to_numpy()]
-    for i in range(len(segments)):
+    apex = times[segments["apex"].to_numpy()]
+    strength = segments["activation"].to_numpy()
+    names = segments["au"].to_numpy()
+    long = off - on > settings.micro_max_ms
+    order = [*np.flatnonzero(long), *np.flatnonzero(~long)]  # segments are in onset order already
+    groups: list[list[int]] = []
+    spans: list[list[float]] = []
+    for i in order:  # per segment, not per frame
         best, best_score = -1, 0.0
         for g, (a, b) in enumerate(spans):
             inter = min(b, off[i]) - max(a, on[i])
             if inter < 0:
                 continue
-            union = max(b, off[i]) - min(a, on[i])
-            iou = inter / union if union > 0 else 1.0
-            inside = on[i] >= a and off[i] <= b and off[i] - on[i] > settings.micro_max_ms
-            score = max(iou, 1.0) if inside else iou
-            if score >= settings.merge_iou and score > best_score:
+            shorter = min(b - a, off[i] - on[i])
+            overlap = inter / shorter if shorter > 0 else 1.0
+            if long[i]:
+                score = max(overlap, 1e-6) if inter > 0 else 0.0
+            elif b - a > settings.micro_max_ms and on[i] >= a and off[i] <= b:
+                own = names[i] in {names[k] for k in groups[g]}
+                phase = on[i] - a <= settings.micro_max_ms or b - off[i] <= settings.micro_max_ms
+                peak = groups[g][int(np.argmax(strength[groups[g]]))]
+                together = abs(apex[i] - apex[peak]) <= settings.apex_join_ms
+                score = 1.0 if own or phase or together else 0.0
+            else:
+                score = overlap if overlap >= settings.merge_overlap else 0.0
+            if score > best_score:
                 best, best_score = g, score
         if best < 0:
-            groups.append([i])
+            groups.append([int(i)])
             spans.append([on[i], off[i]])
         else:
-            groups[best].append(i)
+            groups[best].append(int(i))
             spans[best] = [min(spans[best][0], on[i]), max(spans[best][1], off[i])]
     return groups
 
 
-def _events(frames: pd.DataFrame, segments: pd.DataFrame, settings: SpottingSettings, first_event: int,
-            emotion_map: object | None) -> pd.DataFrame:  # fmt: skip
-    """Events table of grouped ``segments`` over rows ``frames`` (see ``EVENT_COLUMNS``)."""
+def _events(
+    tail: Tail, segments: pd.DataFrame, settings: SpottingSettings, first_event: int, emotion_map: Any
+) -> pd.DataFrame:
+    """Events table (``event_columns``) of the grouped ``segments`` over the frames ``tail``."""
     if segments.empty:
         return empty_events(emotion_map)
-    times = frames["time_ms"].to_numpy()
-    frame_ids = frames["frame"].to_numpy()
+    times, frame_ids = tail.time_ms, tail.frame
     groups = _group(segments, times, settings)
-    onset = np.array([segments["onset"].to_numpy()[g].min() for g in groups])
-    offset = np.array([segments["offset"].to_numpy()[g].max() for g in groups])
-    strongest = [g[int(np.argmax(segments["activation"].to_numpy()[g]))] for g in groups]
-    apex = segments["apex"].to_numpy()[strongest]
+    seg_on, seg_off = segments["onset"].to_numpy(), segments["offset"].to_numpy()
+    seg_apex, seg_act, seg_au = (
+        segments["apex"].to_numpy(),
+        segments["activation"].to_numpy(),
+        segments["au"].to_numpy(),
+    )
+    # The event spans its strong segments (peak >= extent_share of its strongest): weaker movements
+    # that happen to overlap (speech) are listed but do not stretch it.
+    # An event of micro-length segments only spans its strongest one (a brief movement with
+    # other brief ones around it stays as brief as itself).
+    brief = [bool((times[seg_off[g]] - times[seg_on[g]] <= settings.micro_max_ms).all()) for g in groups]
+    strong = [[g[int(np.argmax(seg_act[g]))]] if short else [i for i in g if seg_act[i] >= settings.extent_share * seg_act[g].max()]
+              for g, short in zip(groups, brief, strict=True)]  # fmt: skip
+    onset = np.array([seg_on[g].min() for g in strong])
+    offset = np.array([seg_off[g].max() for g in strong])
+    apex = np.array([seg_apex[g[int(np.argmax(seg_act[g]))]] for g in groups])
     order = np.argsort(onset, kind="stable")
     groups = [groups[i] for i in order]
     onset, offset, apex = onset[order], offset[order], apex[order]
-    intensity = frames[aus.au_columns()].to_numpy(dtype=np.float64)
-    padded = np.vstack([intensity, np.full((1, intensity.shape[1]), np.nan)])
-    idx = np.stack([onset, offset + 1], axis=1).ravel()
+    padded = np.vstack([tail.intensity, np.full((1, tail.intensity.shape[1]), np.nan)])
     with _quiet():
-        peaks = np.fmax.reduceat(padded, idx, axis=0)[::2]
+        peaks = np.fmax.reduceat(padded, np.stack([onset, offset + 1], axis=1).ravel(), axis=0)[::2]
     duration = times[offset] - times[onset]
     kind = np.where(duration <= settings.micro_max_ms + 1e-6, "micro", "macro")
-    au_lists, peak_text = [], []
     columns = aus.au_columns()
-    for g in groups:
-        by_au: dict[str, float] = {}
+    au_lists = []
+    for g in groups:  # AUs of each event, strongest first
+        strongest: dict[str, float] = {}
         for i in g:
-            au = segments["au"].iat[i]
-            by_au[au] = max(by_au.get(au, -np.inf), float(segments["activation"].iat[i]))
-        ranked = sorted(by_au, key=lambda a: -by_au[a])
-        au_lists.append(ranked)
-    for k, ranked in enumerate(au_lists):
-        peak_text.append(" ".join(f"{a}={peaks[k, columns.index(f'{a}_r')]:.1f}" for a in ranked))
+            strongest[seg_au[i]] = max(strongest.get(seg_au[i], -np.inf), float(seg_act[i]))
+        au_lists.append(sorted(strongest, key=lambda a: -strongest[a]))
+    peak_text = [
+        " ".join(f"{a}={peaks[k, columns.index(f'{a}_r')]:.1f}" for a in lst) for k, lst in enumerate(au_lists)
+    ]
     macro = kind == "macro"
     apex_t = times[apex]
-    within = np.zeros(len(groups), bool)
-    if macro.any():
-        inside = (apex_t[:, None] >= times[onset][macro][None, :]) & (apex_t[:, None] <= times[offset][macro][None, :])
-        within = ~macro & inside.any(axis=1)
+    inside = (apex_t[:, None] >= times[onset][macro][None, :]) & (apex_t[:, None] <= times[offset][macro][None, :])
     table = pd.DataFrame(
         {
             "event": first_event + np.arange(len(groups)),
@@ -451,42 +664,49 @@ def _events(frames: pd.DataFrame, segments: pd.DataFrame, settings: SpottingSett
             "onset_frame": frame_ids[onset],
             "apex_frame": frame_ids[apex],
             "offset_frame": frame_ids[offset],
-            "kind": kind,
-            "aus": [" ".join(r) for r in au_lists],
+            "kind": kind.astype(object),
+            "aus": [" ".join(lst) for lst in au_lists],
             "peaks": peak_text,
-            "within_macro": within,
+            "within_macro": ~macro & inside.any(axis=1),
         }
     )
-    peak_table = pd.DataFrame(peaks, columns=peak_columns())
-    table = pd.concat([table, peak_table], axis=1)
+    table = pd.concat([table, pd.DataFrame(peaks, columns=peak_columns())], axis=1)
     if emotion_map is not None:
-        table = pd.concat([table, _label(table, au_lists, emotion_map)], axis=1)
+        table = pd.concat([table, _label(peaks, au_lists, emotion_map)], axis=1)
     return table
 
 
-def _label(table: pd.DataFrame, au_lists: list[list[str]], emotion_map: object) -> pd.DataFrame:
-    """The mapping's winner for each event, scored on the peaks of the event's own AUs (others 0)."""
+def _label(peaks: np.ndarray, au_lists: list[list[str]], emotion_map: Any) -> pd.DataFrame:
+    """The mapping's winner per event, scored on the peaks (n, 37) of the event's own AUs (others 0),
+    so the label explains the movement, not the resting face or speech."""
     from . import mapping
 
     data = {}
-    for column in aus.au_columns():
+    for j, column in enumerate(aus.au_columns()):
         base = column[: -len("_r")]
-        au = base[:4]
-        involved = np.array([au in lst for lst in au_lists])
-        data[base] = np.where(involved, np.nan_to_num(table[base + "_peak"].to_numpy()), 0.0)
-    scores = mapping.score(pd.DataFrame(data, index=table.index), emotion_map)  # type: ignore[arg-type]
-    return scores[list(EMOTION_COLUMNS)]
+        involved = np.array([base[:4] in lst for lst in au_lists])
+        data[base] = np.where(involved, np.nan_to_num(peaks[:, j]), 0.0)
+    return mapping.score(pd.DataFrame(data), emotion_map)[list(EMOTION_COLUMNS)]
 
 
-def empty_events(emotion_map: object | None = None) -> pd.DataFrame:
-    """An events table with all columns and no rows."""
-    columns = [*EVENT_COLUMNS, *peak_columns(), *(EMOTION_COLUMNS if emotion_map is not None else ())]
-    return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+@lru_cache(maxsize=2)
+def _empty(with_emotion: bool) -> pd.DataFrame:
+    dtypes: dict[str, Any] = {"event": np.int64, "onset_frame": np.int64, "apex_frame": np.int64,
+                              "offset_frame": np.int64, "kind": object, "aus": object, "peaks": object,
+                              "within_macro": bool, "emotion": object, "core_emotion": object,
+                              "emotion_aus": object}  # fmt: skip
+    columns = [*EVENT_COLUMNS, *peak_columns(), *(EMOTION_COLUMNS if with_emotion else ())]
+    return pd.DataFrame({c: np.array([], dtype=dtypes.get(c, np.float64)) for c in columns})
 
 
-def event_columns(emotion_map: object | None = None) -> list[str]:
-    """Column names of the events table (with the mapping's four columns when a mapping is given)."""
-    return list(empty_events(emotion_map).columns)
+def empty_events(emotion_map: Any = None) -> pd.DataFrame:
+    """An events table with all columns (``event_columns``) and no rows."""
+    return _empty(emotion_map is not None).copy()
+
+
+def event_columns(emotion_map: Any = None) -> list[str]:
+    """Column names of the events table; the mapping's four columns come last when a mapping is given."""
+    return list(_empty(emotion_map is not None).columns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,107 +719,156 @@ def step(
     chunk: pd.DataFrame | None,
     settings: SpottingSettings = SpottingSettings(),
     final: bool = False,
-    emotion_map: object | None = None,
+    emotion_map: Any = None,
 ) -> tuple[pd.DataFrame, SpottingState]:
-    """Feed frame rows (``frame``, ``time_ms``, ``AUxx_r``, optionally ``g_*``; time-ordered).
+    """Feed frame rows (``frame``, ``time_ms``, ``AUxx_r``, optionally ``g_*``; in time order).
 
-    Returns the events finished so far (``event_columns()``; labelled by ``emotion_map`` when
-    given) and the new state; ``final`` flushes. Pure: the state passed in is not changed. Any
-    chunking gives the same events as ``spot`` on the whole table; events come out at most about
-    ``context_s / 2 + max_piece_s`` seconds after their offset.
+    Returns the events finished so far (``event_columns(emotion_map)``, labelled by the mapping
+    when one is given) and the new state; ``final`` flushes. Pure: the state passed in is not
+    changed. Any chunking gives the same events as ``spot`` on the whole table; an event comes
+    out at most about ``context_s / 2 + max_piece_s`` seconds of video after its offset.
     """
-    parts = [p for p in (state.buffer, compact(chunk, settings) if chunk is not None and len(chunk) else None)
-             if p is not None and len(p)]  # fmt: skip
+    channels = state.channels
+    parts = [state.tail] if state.tail is not None and len(state.tail) else []
+    if chunk is not None and len(chunk):
+        channels = channels or channel_names(settings, chunk.columns)
+        parts.append(signals(chunk, channels, settings))
     if not parts:
         return empty_events(emotion_map), state
-    buffer = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
-    times = buffer["time_ms"].to_numpy()
-    stat = settings.stat_step_ms
-    half = settings.context_s * 500.0
-    channels = [c for c in buffer.columns if c.startswith("ch_")]
+    tail = Tail.join(parts)
+    times = tail.time_ms
+    stat, half = settings.stat_step_ms, settings.context_s * 500.0
 
-    # Local statistics on the grid: a grid point is final once frames up to its window's end are in.
+    # Local statistics on the grid: a grid point is final once the frames up to its window's end are in.
     next_grid = state.next_grid if state.next_grid is not None else int(np.floor(times[0] / stat))
-    last_grid = int(np.floor(times[-1] / stat)) if final else int(np.floor((times[-1] - half) / stat)) - 1
+    # (the envelope reaches envelope_frames // 2 frames beyond a window's last frame)
+    reach = settings.envelope_frames // 2
+    known_until = times[-1] if final or len(times) <= reach else times[-1 - reach]
+    last_grid = int(np.floor(times[-1] / stat)) if final else int(np.floor((known_until - half) / stat)) - 1
     grid = state.grid
     if last_grid >= next_grid:
-        indices = np.arange(next_grid, last_grid + 1)
-        rest, threshold = _grid_stats(times, buffer[channels].to_numpy(dtype=np.float64), indices, settings)
-        new = pd.DataFrame(np.hstack([rest, threshold]), index=indices,
-                           columns=[f"rest:{c}" for c in channels] + [f"thr:{c}" for c in channels])  # fmt: skip
-        grid = new if grid is None else pd.concat([grid, new])
+        new = grid_stats(times, tail.channels, np.arange(next_grid, last_grid + 1), settings)
+        grid = new if grid is None else Grid(*(np.concatenate([getattr(grid, f), getattr(new, f)])
+                                               for f in ("index", "rest", "spread")))  # fmt: skip
         next_grid = last_grid + 1
 
-    # Frames whose statistics are known, from the first frame not yet finalised.
+    # The frames whose statistics are known, from the first frame not yet finalised.
     frame_grid = np.floor(times / stat).astype(np.int64)
     ready = (times >= state.done_ms) & (frame_grid < next_grid)
     if grid is None or not ready.any():
-        return empty_events(emotion_map), dataclasses.replace(
-            state, buffer=buffer, grid=grid, next_grid=next_grid
-        )
+        return empty_events(emotion_map), SpottingState(tail, channels, state.done_ms, grid, next_grid,
+                                                        state.next_event, state.forced_start)  # fmt: skip
     begin = int(np.argmax(ready))
     end = begin + int(ready[begin:].sum())  # ready frames are contiguous
-    # Blink widening looks a little around each frame: keep that context in the slice.
-    margin = settings.blink_pad_ms + 1.0
+    margin = settings.blink_pad_ms + 1.0  # blink widening looks this far around a frame
     lo = int(np.searchsorted(times, times[begin] - margin, side="left"))
     hi = int(np.searchsorted(times, times[end - 1] + margin, side="right"))
-    part = buffer.iloc[lo:hi].reset_index(drop=True)
-    stats = grid.reindex(frame_grid[lo:hi])
-    spotted, r = activation(
-        part, stats[[f"rest:{c}" for c in channels]].to_numpy(), stats[[f"thr:{c}" for c in channels]].to_numpy(),
-        settings,
-    )  # fmt: skip
-    r = r[begin - lo : end - lo]
-    region = part.iloc[begin - lo : end - lo].reset_index(drop=True)
-    times_r = region["time_ms"].to_numpy()
-    is_final = final and end == len(buffer)
-    forced, certain = _cuts(r, times_r, settings, is_final)
+    rows = np.searchsorted(grid.index, frame_grid[lo:hi])
+    rows = np.minimum(rows, len(grid.index) - 1)
+    spotted, r, bound = activation(tail.take(slice(lo, hi)), channels, grid.rest[rows], grid.spread[rows], settings)
+    r, bound = r[begin - lo : end - lo], bound[begin - lo : end - lo]
+    region = tail.take(slice(begin, end))
+    is_final = final and end == len(tail)
+    forced, certain = _cuts(r, bound, region.time_ms, settings, is_final)
+
     events = empty_events(emotion_map)
     next_event = state.next_event
     if certain > 0:
-        bounds = [0, *forced, certain] if not forced or forced[-1] != certain else [0, *forced]
+        bounds = [0, *forced] if forced and forced[-1] == certain else [0, *forced, certain]
         found = []
-        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            if b <= a:
-                continue
-            seg = _segments(r[a:b], spotted, times_r[a:b], settings,
-                            open_start=state.forced_start if i == 0 else True, open_end=b in forced)  # fmt: skip
-            seg[["onset", "apex", "offset"]] += a
-            found.append(seg)
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):  # per piece
+            if b > a:
+                first = state.forced_start or not np.isfinite(state.done_ms)  # a forced cut, or the video's start
+                seg = _segments(r[a:b], bound[a:b], spotted, region.time_ms[a:b], settings,
+                                open_start=first if i == 0 else True, open_end=b in forced or (is_final and b == end - begin))  # fmt: skip
+                found.append(seg.assign(onset=seg["onset"] + a, apex=seg["apex"] + a, offset=seg["offset"] + a))
         segments = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
         if len(segments):
             segments = segments.sort_values(["onset", "offset", "au"], kind="stable").reset_index(drop=True)
-        events = _events(region.iloc[:certain].reset_index(drop=True), segments, settings, next_event, emotion_map)
-        next_event += len(events)
-    forced_start = bool(forced) and forced[-1] == certain if certain > 0 else state.forced_start
-    done_ms = float(region["time_ms"].iat[certain]) if certain < len(region) else (
-        np.inf if is_final else float(times[end - 1]) + 1e-6)  # fmt: skip
+            events = _events(region.take(slice(0, certain)), segments, settings, next_event, emotion_map)
+            next_event += len(events)
     if is_final:
-        return events, SpottingState(None, np.inf, None, next_grid, next_event, False)
+        return events, SpottingState(None, channels, np.inf, None, next_grid, next_event, False)
+    forced_start = bool(forced) and forced[-1] == certain if certain > 0 else state.forced_start
+    done_ms = float(region.time_ms[certain]) if certain < len(region) else state.done_ms
     keep_from = min(done_ms, next_grid * stat - half) - 2 * margin
-    buffer = buffer.loc[times >= keep_from].reset_index(drop=True)
-    grid = grid.loc[grid.index >= int(np.floor(done_ms / stat)) - 1] if np.isfinite(done_ms) else grid
-    return events, SpottingState(buffer, done_ms, grid, next_grid, next_event, forced_start)
+    first_kept = max(int(np.searchsorted(times, keep_from, side="left")) - reach, 0)  # and the envelope's reach
+    tail = tail.take(slice(first_kept, None))
+    first_needed = int(np.floor(done_ms / stat)) - 1 if np.isfinite(done_ms) else None
+    if first_needed is not None:
+        kept = grid.index >= first_needed
+        grid = Grid(grid.index[kept], grid.rest[kept], grid.spread[kept])
+    return events, SpottingState(tail, channels, done_ms, grid, next_grid, next_event, forced_start)
 
 
 def spot(
-    frames: pd.DataFrame, settings: SpottingSettings = SpottingSettings(), emotion_map: object | None = None
+    frames: pd.DataFrame, settings: SpottingSettings = SpottingSettings(), emotion_map: Any = None
 ) -> pd.DataFrame:
     """Events of a whole frame table at once (the non-streaming form of ``step``)."""
     events, _ = step(SpottingState(), frames, settings, final=True, emotion_map=emotion_map)
     return events
 
 
+def activation_table(frames: pd.DataFrame, settings: SpottingSettings = SpottingSettings()) -> pd.DataFrame:
+    """Per-frame activation (``AUxx``) and boundary (``AUxx_bound``) of each spotted AU for a whole
+    frame table: what the spotter sees (an AU can start an event where its activation reaches 1)."""
+    channels = channel_names(settings, frames.columns)
+    tail = signals(frames, channels, settings)
+    index = np.floor(tail.time_ms / settings.stat_step_ms).astype(np.int64)
+    grid = grid_stats(tail.time_ms, tail.channels, np.unique(index), settings)
+    rows = np.searchsorted(grid.index, index)
+    spotted, r, bound = activation(tail, channels, grid.rest[rows], grid.spread[rows], settings)
+    table = pd.DataFrame(np.hstack([r, bound]), columns=[*spotted, *(f"{a}_bound" for a in spotted)])
+    table.insert(0, "time_ms", tail.time_ms)
+    table.insert(0, "frame", tail.frame)
+    return table
+
+
 def flag_windows(windows: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
-    """Per window (``start_ms``, ``end_ms``): True when it overlaps an event [onset_ms, offset_ms]."""
+    """Per window (``start_ms``, ``end_ms``): True when it overlaps an event [``onset_ms``, ``offset_ms``].
+
+    A window [start, end) overlaps an event when start <= offset and onset < end."""
     start = windows["start_ms"].to_numpy(dtype=np.float64)
     end = windows["end_ms"].to_numpy(dtype=np.float64)
     if events.empty:
         return pd.Series(np.zeros(len(windows), bool), index=windows.index, name="in_event")
-    onset = np.sort(events["onset_ms"].to_numpy(dtype=np.float64))
-    offset = events["offset_ms"].to_numpy(dtype=np.float64)[np.argsort(events["onset_ms"].to_numpy(), kind="stable")]
-    running_max = np.maximum.accumulate(offset)
-    # events starting before the window's end; overlap when the latest of their offsets reaches its start
-    count = np.searchsorted(onset, end, side="left")
-    overlap = (count > 0) & (running_max[np.maximum(count - 1, 0)] >= start)
+    order = np.argsort(events["onset_ms"].to_numpy(dtype=np.float64), kind="stable")
+    onset = events["onset_ms"].to_numpy(dtype=np.float64)[order]
+    latest_offset = np.maximum.accumulate(events["offset_ms"].to_numpy(dtype=np.float64)[order])
+    count = np.searchsorted(onset, end, side="left")  # events starting before the window's end
+    overlap = (count > 0) & (latest_offset[np.maximum(count - 1, 0)] >= start)
     return pd.Series(overlap, index=windows.index, name="in_event")
+
+
+@dataclass(frozen=True)
+class FlagState:
+    """What ``flag_step`` carries: windows not yet flagged (``held``), the events that may still
+    overlap a held or later window (``events``: onset_ms, offset_ms) and the latest window start seen."""
+
+    held: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    last_start_ms: float = -np.inf
+
+
+def flag_step(
+    state: FlagState, windows: pd.DataFrame | None, events: pd.DataFrame | None, done_ms: float, final: bool = False
+) -> tuple[pd.DataFrame, FlagState]:
+    """Streaming ``flag_windows``. Windows (in start order) are held until every event that could
+    overlap them is known: their end <= ``done_ms`` (the spotter's ``SpottingState.done_ms``, the
+    time before which all events are out), or ``final``. Returns the released windows with an
+    ``in_event`` column, and the new state (about ``context_s / 2 + max_piece_s`` of windows)."""
+    held = [p for p in (state.held, windows) if p is not None and len(p)]
+    if not held:
+        columns = [*(windows.columns if windows is not None else ()), "in_event"]
+        return pd.DataFrame(columns=columns), state
+    table = pd.concat(held, ignore_index=True) if len(held) > 1 else held[0].reset_index(drop=True)
+    spans = [p[["onset_ms", "offset_ms"]] for p in (state.events, events) if p is not None and len(p)]
+    known = pd.concat(spans, ignore_index=True) if spans else pd.DataFrame({"onset_ms": [], "offset_ms": []})
+    ready = np.ones(len(table), bool) if final else table["end_ms"].to_numpy(dtype=np.float64) <= done_ms
+    out = table.loc[ready].reset_index(drop=True)
+    out["in_event"] = flag_windows(out, known).to_numpy()
+    rest = table.loc[~ready].reset_index(drop=True)
+    last_start = max(state.last_start_ms, float(table["start_ms"].max()))
+    first_start = float(rest["start_ms"].min()) if len(rest) else last_start  # later windows start after this
+    known = known.loc[known["offset_ms"].to_numpy(dtype=np.float64) >= first_start].reset_index(drop=True)
+    return out, FlagState(rest if len(rest) else None, known if len(known) else None, last_start)

@@ -29,6 +29,9 @@ import pandas as pd
 
 from .errors import AupipeError, InputError, OutputError
 
+#: Most memory (bytes) a short source that must be looped may take (held to play it back and forth).
+MAX_LOOP_BYTES = 2_000_000_000
+
 #: Columns of the ground-truth table (``spot_eval`` needs onset_ms, offset_ms and kind).
 TRUTH_COLUMNS: tuple[str, ...] = (
     "event", "onset_ms", "apex_ms", "offset_ms", "duration_ms", "onset_frame", "apex_frame", "offset_frame",
@@ -67,7 +70,7 @@ AU_MOTIONS: dict[str, AuMotion] = {
     "AU12": AuMotion((61, 76, 62), (291, 306, 292), (0.55, 0.85, 0.0), 0.055),  # corners up and out
     "AU15": AuMotion((61, 76, 62), (291, 306, 292), (0.1, -1.0, 0.0), 0.055),  # corners down
     "AU17": AuMotion((18, 200, 17, 199), (18, 200, 17, 199), (0.0, 1.0, 0.0), 0.06),  # chin boss up
-    "AU20": AuMotion((61, 76, 62), (291, 306, 292), (1.0, -0.15, 0.0), 0.055),  # corners outwards
+    "AU20": AuMotion((61, 76, 62), (291, 306, 292), (1.0, 0.0, 0.0), 0.055),  # corners outwards
     "AU43": AuMotion((159, 158, 160, 157, 161), (386, 385, 387, 384, 388), (0.0, -1.0, 0.0), 0.022),  # lid down
 }
 
@@ -103,7 +106,7 @@ class SynthEvent:
     def __post_init__(self) -> None:
         if self.duration_ms <= 0 or self.onset_ms < 0:
             raise AupipeError(f"event at {self.onset_ms} ms: duration must be > 0 and onset >= 0")
-        if not (0 < self.rise and 0 <= self.hold and self.rise + self.hold < 1):
+        if not (self.rise > 0 and self.hold >= 0 and self.rise + self.hold < 1):
             raise AupipeError(f"event at {self.onset_ms} ms: need rise > 0, hold >= 0, rise + hold < 1")
         for au, _ in self.aus:
             if au not in AU_MOTIONS:
@@ -261,7 +264,7 @@ def schedule(
     free = duration_ms - 2 * settings.margin_ms - lengths.sum() - settings.gap_ms * max(len(kinds) - 1, 0)
     if free < 0:
         raise AupipeError(
-            f"{len(kinds)} events do not fit in {duration_ms / 1000:g} s with {settings.gap_ms:g} ms gaps; "
+            f"{len(kinds)} events do not fit in {duration_ms / 1000:.1f} s with {settings.gap_ms:g} ms gaps; "
             "ask for fewer events or a longer duration"
         )
     slack = np.diff(np.concatenate([[0.0], np.sort(rng.uniform(0, free, len(kinds)))]))
@@ -333,17 +336,19 @@ def _writer(out_path: Path, fps: float, size: tuple[int, int]) -> object:
     return writer
 
 
-def _frames(source: Path, n_out: int, settings: SynthSettings, chunk: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (rgb (H, W, 3), landmarks_px (478, 3) or NaN) for ``n_out`` output frames: the source
-    played forwards, ping-pong looped when it is shorter (then held in memory)."""
+def _frames(
+    source: Path, n_out: int, loop: bool, settings: SynthSettings, chunk: int = 64
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (rgb (H, W, 3), landmarks_px (478, 3), NaN without a face) for up to ``n_out`` output
+    frames: the source played forwards, then, with ``loop``, back and forth (ping-pong). Only a
+    looped source is held in memory (at most ``MAX_LOOP_BYTES``)."""
     from . import landmarks, video
     from ._native import quiet_native_stderr
     from .pipeline import _batched
 
-    vsettings = video.VideoSettings(image_fps=settings.fps)
-    frames_in = video.iter_frames(source, vsettings)
+    frames_in = video.iter_frames(source, video.VideoSettings(image_fps=settings.fps))
     cache: list[tuple[np.ndarray, np.ndarray]] = []
-    produced = 0
+    produced = held = 0
     with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
         timestamp = -1
         for batch_frames in _batched(iter(frames_in), chunk):
@@ -352,18 +357,21 @@ def _frames(source: Path, n_out: int, settings: SynthSettings, chunk: int = 64) 
             for frame, points in zip(batch_frames, batch.landmarks_px, strict=True):
                 if produced >= n_out:
                     return
-                cache.append((frame.rgb, points))
+                if loop:
+                    cache.append((frame.rgb, points))
+                    held += frame.rgb.nbytes
+                    if held > MAX_LOOP_BYTES:
+                        raise InputError(
+                            f"{source}: too long to loop in memory; ask for at most its own length, or cut it shorter"
+                        )
                 produced += 1
                 yield frame.rgb, points
-            if len(cache) > 20_000:
-                raise InputError(f"{source}: too long to loop in memory; give a duration of at most its length")
-    if not cache:
-        raise InputError(f"{source}: no frame could be decoded")
-    period = 2 * len(cache) - 2 if len(cache) > 1 else 1
+    if not loop or produced >= n_out:
+        return
+    period = max(2 * len(cache) - 2, 1)
     while produced < n_out:
         k = produced % period
-        index = k if k < len(cache) else period - k
-        yield cache[index]
+        yield cache[k if k < len(cache) else period - k]
         produced += 1
 
 
@@ -392,6 +400,8 @@ def synthesize(
     from .output import AtomicCsvWriter
 
     source, out_path = Path(source), Path(out_path)
+    if out_path.suffix.lower() not in (".avi", ".mp4"):
+        raise OutputError(f"{out_path}: write synthetic video as .avi (MJPG) or .mp4 (mp4v)")
     info = video.probe(source, video.VideoSettings(image_fps=settings.fps))
     fps = info.fps if info.fps > 0 and not info.is_image_folder else settings.fps
     n_out = int(round(duration_s * fps)) if duration_s is not None else info.frame_count
@@ -407,7 +417,8 @@ def synthesize(
         import cv2
 
         names, amplitudes = activation(events, np.arange(n_out) * 1000.0 / fps)
-        for index, (rgb, points) in enumerate(_frames(source, n_out, settings)):
+        loop = duration_s is not None and info.frame_count < n_out
+        for index, (rgb, points) in enumerate(_frames(source, n_out, loop, settings)):
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
             active = {au: float(a) for au, a in zip(names, amplitudes[index], strict=True) if a > 0}
             if active and np.isfinite(points).all():
