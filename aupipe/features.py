@@ -24,7 +24,6 @@ numpy/pandas only at import; no TensorFlow.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fnmatch
 import hashlib
@@ -33,7 +32,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,30 +191,15 @@ def load_frames(path: str | Path, columns: Sequence[str] | None = None, landmark
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _tensorflow_hidden() -> Iterator[None]:
-    """Keep MediaPipe from importing TensorFlow (it does so only for API docs; ~6 s per process)."""
-    if "tensorflow" in sys.modules:
-        yield
-        return
-    sys.modules["tensorflow"] = None  # type: ignore[assignment]
-    try:
-        import mediapipe.tasks.python  # noqa: F401  (imported once, without TensorFlow)
-    except ImportError:
-        pass
-    finally:
-        if sys.modules.get("tensorflow", 0) is None:
-            del sys.modules["tensorflow"]
-    yield
-
-
 def _extract_one(path: str, target: str, settings: PipelineSettings, sha256: str, version: str) -> dict[str, Any]:
     """Worker: analyse one clip and write its cache file. Never raises; returns a status record."""
     start = time.perf_counter()
     try:
         from . import analyze
+        from .landmarks import import_mediapipe
 
-        with _tensorflow_hidden(), warnings.catch_warnings():
+        import_mediapipe()  # without TensorFlow: it is installed with the training extra
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", AupipeWarning)
             frames = analyze(path, settings=settings).frames
         faces = int(frames["face_found"].sum())
