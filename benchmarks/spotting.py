@@ -98,16 +98,21 @@ def _replay_child(frames_pkl: str, minutes: float, queue: mp.Queue) -> None:  # 
     queue.put((n, found + len(events), largest, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def replay_peak_rss(frames_pkl: Path, minutes: float) -> tuple[int, int, int, float]:
-    """Frames, events, largest tail (frames) and peak RSS (MiB) of the spotter alone fed ``minutes``
-    of replayed frame rows, in a fresh process."""
+def in_fresh_process(target: object, *args: object) -> tuple:  # type: ignore[type-arg]
+    """Run ``target(*args, queue)`` in a spawned process (a clean peak RSS) and return what it puts."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_replay_child, args=(str(frames_pkl), minutes, queue))
+    process = context.Process(target=target, args=(*args, queue))
     process.start()
     result = queue.get()
     process.join()
     return result
+
+
+def replay_peak_rss(frames_pkl: Path, minutes: float) -> tuple[int, int, int, float]:
+    """Frames, events, largest tail (frames) and peak RSS (MiB) of the spotter alone fed ``minutes``
+    of replayed frame rows, in a fresh process."""
+    return in_fresh_process(_replay_child, str(frames_pkl), minutes)
 
 
 def _pipeline_child(path: str, queue: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -123,13 +128,7 @@ def _pipeline_child(path: str, queue: mp.Queue) -> None:  # type: ignore[type-ar
 def peak_rss_with_spotting(path: Path) -> tuple[int, float, float]:
     """Frames, seconds and peak RSS (MiB) of the streaming pipeline plus the spotter on ``path``,
     in a fresh process (the same figures as ``benchmarks/throughput.py``'s ``peak_rss_mib``)."""
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_pipeline_child, args=(str(path), queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
+    return in_fresh_process(_pipeline_child, str(path))
 
 
 def main() -> None:
