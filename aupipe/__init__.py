@@ -6,7 +6,9 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``analyze(path, mapping=None, window_ms=500, stride_ms=100)`` -> ``AnalysisResult`` with
   ``.frames`` and ``.windows`` DataFrames (the same columns as the CSVs of ``aupipe run``).
 - ``run(path, windows_out, frames_out=None, mapping=None, ...)`` -> ``RunSummary``: the same,
-  streamed into CSV files written atomically.
+  streamed into CSV or Parquet files written atomically.
+- ``batch(inputs, out_dir, ...)`` -> ``BatchSummary``: ``run`` over many videos, resumable, with a
+  manifest and one dataset-level Parquet of all windows (``aupipe.batch``).
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
 - Errors: ``AupipeError`` and its subclasses ``InputError``, ``MappingError``, ``OutputError``;
   warnings: ``AupipeWarning``.
@@ -96,6 +98,7 @@ def analyze(
     rule_weight: float | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = False,
+    workers: int | None = 1,
 ) -> AnalysisResult:
     """Analyse a video file (or a folder of images) and return its frame and window tables.
 
@@ -108,14 +111,16 @@ def analyze(
     window (``rule_weight`` 0..1 weighs the mapping's scores in it). ``settings`` overrides any stage's
     settings (``PipelineSettings``). Returns ``AnalysisResult`` with ``.frames`` (one row per
     frame), ``.windows`` (with ``in_event``), ``.events`` (spotted micro / macro expressions,
-    docs/spotting.md) and ``.baseline``. Raises ``InputError`` for a missing, unreadable,
-    corrupt or empty video.
+    docs/spotting.md) and ``.baseline``. workers: processes for the landmark stage of a long video
+    (None = every core; each takes a span of the video, docs/performance.md; a script that
+    uses more than one must call aupipe under ``if __name__ == "__main__":``). Raises
+    ``InputError`` for a missing, unreadable, corrupt or empty video.
     """
     from .pipeline import analyze as analyze_video
 
     emotion_map = _mapping(mapping)
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
-    return analyze_video(path, emotion_map, chosen, progress, baseline, model, rule_weight)
+    return analyze_video(path, emotion_map, chosen, progress, baseline, model, rule_weight, workers)
 
 
 def run(
@@ -133,13 +138,17 @@ def run(
     events_out: str | Path | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = True,
+    workers: int | None = 1,
+    output_format: str | None = None,
 ) -> RunSummary:
-    """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV.
+    """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV or Parquet.
 
     ``neutral``, ``model`` and ``rule_weight`` as for ``analyze``; ``events_out`` also writes the
     spotted expression events (micro / macro, docs/spotting.md); ``baseline_out`` also writes the baseline used as CSV.
     Files are written to a temporary name and renamed when complete; a first Ctrl-C stops
-    early and keeps everything computed so far (``RunSummary.interrupted``).
+    early and keeps everything computed so far (``RunSummary.interrupted``). ``workers`` as for
+    ``analyze``. ``output_format``: "csv" or "parquet" for every file; None takes each file's
+    suffix (``.parquet`` / ``.pq`` is Parquet, anything else CSV).
     """
     from .pipeline import run as run_video
 
@@ -147,7 +156,7 @@ def run(
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
     return run_video(
         path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
-        events_out,
+        events_out, workers, output_format,
     )  # fmt: skip
 
 

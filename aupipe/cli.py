@@ -25,6 +25,20 @@ def _positive_ms(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = every core), got {text}")
+    return value
+
+
+def _add_workers(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--workers", type=_workers, default=0, metavar="N", help=f"{help_text} (default 0 = every core)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aupipe`` argument parser with its sub-commands."""
     parser = argparse.ArgumentParser(
@@ -63,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
+    _add_workers(run, "processes for the landmark stage, each on a span of a long video")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
 
     from . import training  # light: numpy, pandas and Keras load only when a command runs
@@ -162,6 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         events_out=args.events,
         settings=settings,
         progress=not args.quiet,
+        workers=args.workers or None,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
     if summary.events_path is not None:

@@ -74,6 +74,16 @@ class LandmarkBatch:
         return len(self.frame)
 
 
+def empty_batch() -> LandmarkBatch:
+    """A batch of no frames (every array with a first axis of 0)."""
+    return LandmarkBatch(
+        frame=np.zeros(0, np.int64), time_ms=np.zeros(0), face_found=np.zeros(0, bool),
+        landmarks_px=np.zeros((0, N_LANDMARKS, 3), np.float32),
+        blendshapes=np.zeros((0, len(BLENDSHAPE_NAMES)), np.float32),
+        transform=np.zeros((0, 4, 4), np.float32), face_box_px=np.zeros((0, 4), np.float32),
+    )  # fmt: skip
+
+
 def model_bytes(settings: LandmarkSettings = LandmarkSettings()) -> bytes:
     """The landmarker model; the bundled one must match its published sha256."""
     if settings.model_path is not None:

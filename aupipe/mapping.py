@@ -822,10 +822,8 @@ def membership(x: np.ndarray, threshold: float) -> np.ndarray:
     """
     x = _clean(np.asarray(x, dtype=float))
     below = np.minimum(0.5 * x / threshold, _BELOW_HALF)
-    if threshold < MAX_INTENSITY:
-        above = 0.5 + 0.5 * (x - threshold) / (MAX_INTENSITY - threshold)
-    else:
-        above = np.ones_like(x)
+    span = MAX_INTENSITY - threshold
+    above = 0.5 + 0.5 * (x - threshold) / span if span > 0 else np.ones_like(x)
     return np.where(x >= threshold, above, below)
 
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,23 @@ import pandas as pd
 from . import aus, landmarks, mapping, normalize, spotting, video, windows
 from ._native import quiet_native_stderr
 from .errors import AupipeError, AupipeWarning
-from .output import AtomicCsvWriter
+from .output import AtomicCsvWriter, AtomicParquetWriter, format_of, open_writer
+
+
+@dataclass(frozen=True)
+class ParallelSettings:
+    """How a video is cut for ``workers`` > 1 processes (``aupipe.parallel``); no effect on one.
+
+    max_span_s: longest span a worker takes at once (s); more spans balance the load better but
+        repeat more warm-up frames. min_span_s: shorter videos are not split below this (s).
+    overlap_s: warm-up before each span's first frame (s), processed and dropped.
+    lookahead: spans queued per worker (bounds memory: each finished span waits as a table).
+    """
+
+    max_span_s: float = 60.0
+    min_span_s: float = 10.0
+    overlap_s: float = 1.0
+    lookahead: int = 2
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class PipelineSettings:
     chunk_frames: int = 64
     include_landmarks: bool = True
     au_backend: str = "mediapipe"
+    parallel: ParallelSettings = field(default_factory=ParallelSettings)
 
 
 @dataclass(frozen=True)
@@ -198,20 +215,37 @@ def _pyfeat_aus(rows: pd.DataFrame, state: StreamState) -> pd.DataFrame:
     return rows
 
 
+def raw_frames(
+    path: str | Path,
+    settings: PipelineSettings = PipelineSettings(),
+    progress: bool = False,
+    workers: int | None = 1,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The raw frame tables of ``path``: ``stream_frames`` in this process for ``workers=1``, else the
+    landmark stage over ``workers`` processes (None = every core; ``parallel.stream_frames_parallel``)."""
+    if workers == 1:
+        return stream_frames(path, settings, progress)
+    from .parallel import stream_frames_parallel
+
+    return stream_frames_parallel(path, settings, workers, progress, stop)
+
+
 def stream(
     path: str | Path,
     emotion_map: mapping.Mapping,
     settings: PipelineSettings = PipelineSettings(),
     progress: bool = False,
     baseline: aus.Baseline | None = None,
+    workers: int | None = 1,
 ) -> Iterator[tuple[Chunk, StreamState]]:
     """Yield each step's finished frame rows and the windows they complete, with the state after it.
 
     The last item flushes the stages (rows held for the baseline and the filter, the windows
-    that end with the video).
+    that end with the video). ``workers`` as for ``raw_frames``.
     """
     state = initial_state(path, settings)
-    for raw in stream_frames(path, settings, progress):
+    for raw in raw_frames(path, settings, progress, workers):
         chunk, state = advance(state, raw, emotion_map, settings, baseline=baseline)
         yield chunk, state
     chunk, state = advance(state, None, emotion_map, settings, final=True, baseline=baseline)
@@ -220,13 +254,7 @@ def stream(
 
 def frame_table_empty(settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
     """A frame table with all columns (AUs included) and no rows."""
-    empty = landmarks.LandmarkBatch(
-        frame=np.zeros(0, np.int64), time_ms=np.zeros(0), face_found=np.zeros(0, bool),
-        landmarks_px=np.zeros((0, landmarks.N_LANDMARKS, 3), np.float32),
-        blendshapes=np.zeros((0, len(landmarks.BLENDSHAPE_NAMES)), np.float32),
-        transform=np.zeros((0, 4, 4), np.float32), face_box_px=np.zeros((0, 4), np.float32),
-    )  # fmt: skip
-    raw = frame_table(empty, settings)
+    raw = frame_table(landmarks.empty_batch(), settings)
     au_columns = pd.DataFrame(columns=[*aus.au_columns(), *aus.presence_columns()], dtype=float)
     return order_columns(pd.concat([raw, au_columns], axis=1))
 
@@ -274,6 +302,7 @@ class RunSummary:
     baseline: aus.Baseline | None
     events_path: Path | None = None
     n_events: int = 0
+    n_face_frames: int = 0
 
 
 class _StopFlag:
@@ -284,7 +313,8 @@ class _StopFlag:
         self._previous: object = None
 
     def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
+        # A process told to ignore Ctrl-C (a batch worker: its parent decides) keeps ignoring it.
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -310,8 +340,15 @@ def run(
     model: str | Path | None = None,
     rule_weight: float | None = None,
     events_out: str | Path | None = None,
+    workers: int | None = 1,
+    output_format: str | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> RunSummary:
-    """Stream ``path`` into CSV files; each file appears complete or not at all.
+    """Stream ``path`` into CSV or Parquet files; each file appears complete or not at all.
+
+    ``workers``: processes for the landmark stage (None = every core; see ``raw_frames``).
+    ``output_format``: "csv" or "parquet" for every file (None = each file's suffix, .parquet or .csv).
+    ``on_frames(n)`` is called as each chunk of ``n`` frames is finished (progress reporting).
 
     ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
     ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
@@ -324,20 +361,23 @@ def run(
     predictor = _load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
     if events_out is not None and settings.spotting is None:
         raise AupipeError("events need spotting: leave PipelineSettings.spotting on to write them")
-    writers: dict[str, AtomicCsvWriter] = {}
-    n_frames = n_windows = n_events = 0
+    for target in (windows_out, frames_out, baseline_out, events_out):
+        if target is not None:
+            format_of(target, output_format)  # a name that contradicts the format fails before any work
+    writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
+    n_frames = n_windows = n_events = n_faces = 0
     flags = spotting.FlagState()
     try:
-        writers["windows"] = AtomicCsvWriter(windows_out)
+        writers["windows"] = open_writer(windows_out, output_format)
         if frames_out is not None:
-            writers["frames"] = AtomicCsvWriter(frames_out)
+            writers["frames"] = open_writer(frames_out, output_format)
         if baseline_out is not None:
-            writers["baseline"] = AtomicCsvWriter(baseline_out)
+            writers["baseline"] = open_writer(baseline_out, output_format)
         if events_out is not None:
-            writers["events"] = AtomicCsvWriter(events_out)
+            writers["events"] = open_writer(events_out, output_format)
         state = initial_state(path, settings)
         with _StopFlag() as stop:
-            raw_tables = stream_frames(path, settings, progress)
+            raw_tables = raw_frames(path, settings, progress, workers, stop=lambda: stop.requested)
             raw: pd.DataFrame | None
             for raw in itertools.chain(raw_tables, [None]):
                 final = raw is None or stop.requested
@@ -361,6 +401,10 @@ def run(
                 n_events += len(chunk.events)
                 n_windows += len(chunk.windows)
                 n_frames += len(chunk.frames)
+                if len(chunk.frames):
+                    n_faces += int(chunk.frames["face_found"].sum())
+                    if on_frames is not None:
+                        on_frames(len(chunk.frames))
                 if final:
                     raw_tables.close()
                     break
@@ -368,11 +412,13 @@ def run(
         empty_windows = label_windows(windows.compute_windows(empty_frames), emotion_map)
         if predictor is not None:
             empty_windows = predictor.predict_windows(empty_frames, empty_windows, rule_weight)
-        writers["windows"].commit(list(empty_windows.columns) + (["in_event"] if settings.spotting is not None else []))
+        if settings.spotting is not None:
+            empty_windows = empty_windows.assign(in_event=pd.Series(dtype=bool))
+        writers["windows"].commit(empty_windows)
         if "events" in writers:
-            writers["events"].commit(spotting.event_columns(emotion_map))
+            writers["events"].commit(spotting.empty_events(emotion_map))
         if "frames" in writers:
-            writers["frames"].commit(list(empty_frames.columns))
+            writers["frames"].commit(empty_frames)
         if "baseline" in writers:
             if state.au.baseline is not None:
                 writers["baseline"].write(state.au.baseline.table())
@@ -383,7 +429,7 @@ def run(
         raise
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
-        state.au.baseline, Path(events_out) if events_out else None, n_events,
+        state.au.baseline, Path(events_out) if events_out else None, n_events, n_faces,
     )  # fmt: skip
 
 
@@ -413,8 +459,10 @@ def analyze(
     baseline: aus.Baseline | None = None,
     model: str | Path | None = None,
     rule_weight: float | None = None,
+    workers: int | None = 1,
 ) -> AnalysisResult:
-    """Run the whole pipeline on ``path`` and return the frame and window tables in memory."""
+    """Run the whole pipeline on ``path`` and return the frame and window tables in memory
+    (``workers`` as for ``raw_frames``)."""
     emotion_map = emotion_map or mapping.load_mapping()
     info = video.probe(path, settings.video)
     predictor = _load_predictor(model, emotion_map, settings)
@@ -422,7 +470,7 @@ def analyze(
     window_parts: list[pd.DataFrame] = []
     event_parts: list[pd.DataFrame] = [spotting.empty_events(emotion_map)]
     last_state = StreamState()
-    for chunk, last_state in stream(path, emotion_map, settings, progress, baseline):  # noqa: B007
+    for chunk, last_state in stream(path, emotion_map, settings, progress, baseline, workers):  # noqa: B007
         if len(chunk.frames):
             frame_parts.append(chunk.frames)
         window_parts.append(chunk.windows)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,32 +105,36 @@ def probe(path: str | Path, settings: VideoSettings = VideoSettings()) -> VideoI
     return info
 
 
-def iter_frames(path: str | Path, settings: VideoSettings = VideoSettings()) -> Iterator[Frame]:
-    """Yield the frames of ``path`` in order, one at a time.
+def iter_frames(
+    path: str | Path, settings: VideoSettings = VideoSettings(), start: int = 0, stop: int | None = None
+) -> Iterator[Frame]:
+    """Yield the frames of ``path`` in order, one at a time: frames ``start`` to ``stop`` (exclusive;
+    None = to the end), numbered as in the whole video.
 
     Timestamps come from the container (``CAP_PROP_POS_MSEC``); where it gives none that
-    increases, the declared fps fills in. Raises InputError for zero frames, and for a
-    video that stops well short of the frame count its container declares (truncated).
+    increases, the declared fps fills in. A ``start`` past 0 seeks (frame-accurately, checked;
+    where the container cannot seek, the frames before it are decoded and skipped). Raises
+    InputError for zero frames, and for a video that stops well short of the frame count its
+    container declares (truncated).
     """
     import cv2
 
     info = probe(path, settings)
     if info.is_image_folder:
         step_ms = 1000.0 / settings.image_fps
-        for index, image_path in enumerate(_image_files(Path(path))):
+        for index, image_path in enumerate(_image_files(Path(path))[start:stop], start=start):
             bgr = cv2.imread(str(image_path))
             if bgr is None:
                 raise InputError(f"{image_path}: not a readable image")
             yield Frame(index, index * step_ms, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         return
 
-    with quiet_native_stderr():
-        capture = cv2.VideoCapture(str(path))
+    capture = _open_at(path, start)
     fallback_step_ms = 1000.0 / info.fps if info.fps > 0 else 1000.0 / 30.0
-    index = 0
+    index = start
     last_ms = -np.inf
     try:
-        while True:
+        while stop is None or index < stop:
             with quiet_native_stderr():
                 ok, bgr = capture.read()
             if not ok or bgr is None:
@@ -145,7 +150,26 @@ def iter_frames(path: str | Path, settings: VideoSettings = VideoSettings()) -> 
     if index == 0:
         raise InputError(f"{path}: no frame could be decoded (zero frames, or a corrupt video)")
     declared = info.frame_count
-    if declared > 0 and index < settings.truncated_tolerance * declared and declared - index > 2:
+    reached_end = stop is None or index < stop
+    if reached_end and declared > 0 and index < settings.truncated_tolerance * declared and declared - index > 2:
         raise InputError(
             f"{path}: video ends after {index} of {declared} frames; the file looks truncated or corrupt"
         )
+
+
+def _open_at(path: str | Path, start: int) -> Any:
+    """A ``cv2.VideoCapture`` whose next frame is frame ``start``: seeks, and checks where it landed."""
+    import cv2
+
+    with quiet_native_stderr():
+        capture = cv2.VideoCapture(str(path))
+        if start <= 0:
+            return capture
+        if capture.set(cv2.CAP_PROP_POS_FRAMES, start) and int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+            return capture
+        capture.release()
+        capture = cv2.VideoCapture(str(path))  # no exact seek: decode from the start and skip
+        for _ in range(start):
+            if not capture.grab():
+                break
+    return capture

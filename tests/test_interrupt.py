@@ -35,9 +35,10 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start(video: Path, out: Path) -> subprocess.Popen[str]:
+def start(video: Path, out: Path, workers: int = 0) -> subprocess.Popen[str]:
+    command = ["run", str(video), "-o", str(out / "w.csv"), "--frames", str(out / "f.csv"), "--workers", str(workers)]
     return subprocess.Popen(
-        [sys.executable, "-m", "aupipe", "run", str(video), "-o", str(out / "w.csv"), "--frames", str(out / "f.csv")],
+        [sys.executable, "-m", "aupipe", *command],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -49,8 +50,10 @@ def wait_for_work(out: Path, seconds: float = 6.0) -> None:
     time.sleep(seconds)  # let it process a few hundred frames
 
 
-def test_first_ctrl_c_keeps_what_was_computed(tmp_path: Path, long_video: Path) -> None:
-    process = start(long_video, tmp_path)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_first_ctrl_c_keeps_what_was_computed(tmp_path: Path, long_video: Path, workers: int) -> None:
+    """One process, and two (the video is split in two spans, whose chunks stream back in order)."""
+    process = start(long_video, tmp_path, workers)
     wait_for_work(tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -66,7 +69,7 @@ def test_first_ctrl_c_keeps_what_was_computed(tmp_path: Path, long_video: Path) 
 
 
 def test_second_ctrl_c_aborts_without_output(tmp_path: Path, long_video: Path) -> None:
-    process = start(long_video, tmp_path)
+    process = start(long_video, tmp_path, workers=2)
     wait_for_work(tmp_path, seconds=2.0)
     process.send_signal(signal.SIGINT)
     time.sleep(0.2)  # signals do not queue: two at once would arrive as one
