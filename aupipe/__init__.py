@@ -8,7 +8,7 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``run(path, windows_out, frames_out=None, mapping=None, ...)`` -> ``RunSummary``: the same,
   streamed into CSV or Parquet files written atomically.
 - ``batch(inputs, out_dir, ...)`` -> ``BatchSummary``: ``run`` over many videos, resumable, with a
-  manifest and one dataset-level Parquet of all windows (``aupipe.batch``).
+  manifest and one dataset-level Parquet of all windows (``aupipe.batching``).
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
 - Errors: ``AupipeError`` and its subclasses ``InputError``, ``MappingError``, ``OutputError``;
   warnings: ``AupipeWarning``.
@@ -26,6 +26,7 @@ from .errors import AupipeError, AupipeWarning, InputError, MappingError, Output
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .batching import BatchSummary
     from .mapping import Mapping
     from .pipeline import AnalysisResult, PipelineSettings, RunSummary
 
@@ -35,6 +36,7 @@ __all__ = [
     "AnalysisResult",
     "AupipeError",
     "AupipeWarning",
+    "BatchSummary",
     "InputError",
     "Mapping",
     "MappingError",
@@ -43,6 +45,7 @@ __all__ = [
     "RunSummary",
     "__version__",
     "analyze",
+    "batch",
     "load_mapping",
     "run",
     "score_emotions",
@@ -160,6 +163,52 @@ def run(
     )  # fmt: skip
 
 
+def batch(
+    inputs: str | Path | list[str | Path],
+    out_dir: str | Path,
+    mapping: str | Path | Mapping | None = None,
+    window_ms: float = 500.0,
+    stride_ms: float = 100.0,
+    *,
+    model: str | Path | None = None,
+    rule_weight: float | None = None,
+    settings: PipelineSettings | None = None,
+    output_format: str = "csv",
+    frames: bool = False,
+    events: bool = False,
+    workers: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    retry_errors: bool = False,
+    progress: bool = True,
+) -> BatchSummary:
+    """Analyse many videos into ``out_dir``: per video ``<key>.windows.csv`` (``.frames`` / ``.events``
+    with ``frames`` / ``events``; ``.parquet`` with ``output_format="parquet"``), plus
+    ``manifest.csv`` (status, frames, face coverage, seconds, error per video) and
+    ``windows.parquet`` (every video's windows, column ``video``).
+
+    inputs: folders (searched recursively), glob patterns, list files (``.txt``: one path per
+    line) or videos. Resumable: a re-run skips videos whose content and settings are unchanged
+    (``retry_errors`` retries failed ones). A bad video is recorded as ``error`` in the manifest
+    and never stops the batch. workers: videos processed at once (None = every core). engine:
+    ``"local"`` processes, or ``"ray"`` (extra ``aupipe[ray]``) on the cluster at ``address``
+    or a local Ray instance. ``mapping``, ``window_ms``, ``stride_ms``, ``model``,
+    ``rule_weight``, ``settings`` as for ``analyze``. Call under ``if __name__ == "__main__":``
+    in a script (worker processes re-import it). See docs/performance.md.
+    """
+    from .batching import BatchJob, run_batch
+
+    job = BatchJob(
+        settings=_settings(window_ms, stride_ms, settings), emotion_map=_mapping(mapping),
+        model=str(model) if model is not None else None, rule_weight=rule_weight, output_format=output_format,
+        frames=frames, events=events,
+    )  # fmt: skip
+    if output_format not in ("csv", "parquet"):
+        raise OutputError(f"unknown output format {output_format!r}; choose csv or parquet")
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    return run_batch(items, out_dir, job, workers, engine, address, progress, retry_errors)
+
+
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:
     """Load and validate an emotion mapping: a shipped name, a YAML path, or None (micro_emotions)."""
     from .mapping import load_mapping as load
@@ -180,6 +229,10 @@ def __getattr__(name: str) -> Any:
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "BatchSummary":
+        from .batching import BatchSummary
+
+        return BatchSummary
     if name == "Mapping":
         from . import mapping
 

@@ -77,8 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
+    run.add_argument(
+        "--format", choices=("csv", "parquet"),
+        help="table format of every output (default: from the file names; .parquet is Parquet, else CSV)",
+    )  # fmt: skip
     _add_workers(run, "processes for the landmark stage, each on a span of a long video")
     run.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
+
+    batch = commands.add_parser(
+        "batch", help="analyse many videos: one output set each, a manifest, resumable (docs/performance.md)"
+    )
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="folders, glob patterns ('clips/*.mp4'), list files (.txt) or videos")
+    batch.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for the outputs and manifest.csv")
+    batch.add_argument("--format", choices=("csv", "parquet"), default="csv", help="per-video tables as csv (default) or parquet")
+    batch.add_argument("--frames", action="store_true", help="also write each video's per-frame table")
+    batch.add_argument("--events", action="store_true", help="also write each video's spotted events")
+    batch.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
+    batch.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
+    batch.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
+    batch.add_argument("--model", metavar="MODEL_DIR", help="add a trained model's probabilities per window")
+    batch.add_argument("--rule-weight", type=float, metavar="W", help="weight 0..1 of the rule scores in the fused label")
+    batch.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
+    batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
+    batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
+    _add_workers(batch, "videos processed at once, one process each")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray (aupipe[ray])")
+    batch.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    batch.add_argument("--retry-errors", action="store_true", help="retry videos that failed in an earlier run")
+    batch.add_argument("--quiet", action="store_true", help="no progress bars")
 
     from . import training  # light: numpy, pandas and Keras load only when a command runs
 
@@ -140,29 +166,63 @@ def _show_warning(message: Warning | str, category: type[Warning], *_args: objec
     print(f"aupipe: warning: {message}", file=sys.stderr)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
+    """Pipeline settings from the options ``run`` and ``batch`` share."""
     import dataclasses
 
     from .pipeline import PipelineSettings
-
-    output = args.output or f"{Path(args.video).stem}.windows.csv"
-    if args.au_backend == "pyfeat":
-        from .pyfeat_backend import require_pyfeat
-
-        require_pyfeat()
     from .spotting import SpottingSettings
 
     if args.events and args.no_spotting:
         raise aupipe.AupipeError("--events needs spotting; leave out --no-spotting")
-    settings = dataclasses.replace(
-        PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=args.au_backend,
+    return dataclasses.replace(
+        PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
         spotting=None if args.no_spotting else SpottingSettings(blinks=args.blinks),
     )  # fmt: skip
-    chosen_mapping = args.mapping
-    if args.model and chosen_mapping is None:
+
+
+def _chosen_mapping(args: argparse.Namespace) -> str | None:
+    if args.model and args.mapping is None:
         from .model import model_mapping
 
-        chosen_mapping = model_mapping(args.model)  # the model's own mapping by default
+        return model_mapping(args.model)  # the model's own mapping by default
+    return args.mapping
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    summary = aupipe.batch(
+        args.inputs, args.output, mapping=_chosen_mapping(args), window_ms=args.window_ms, stride_ms=args.stride_ms,
+        model=args.model, rule_weight=args.rule_weight, settings=_pipeline_settings(args), output_format=args.format,
+        frames=args.frames, events=args.events, workers=args.workers or None, engine=args.engine,
+        address=args.address, retry_errors=args.retry_errors, progress=not args.quiet,
+    )  # fmt: skip
+    counts = summary.manifest["status"].value_counts()
+    states = ", ".join(f"{counts[s]} {s}" for s in ("ok", "error", "interrupted", "pending") if s in counts)
+    print(
+        f"aupipe: {len(summary.manifest)} videos ({summary.n_processed} processed now, {summary.n_skipped} done before):"
+        f" {states} -> {summary.manifest_path}"
+        + (f"; all windows in {summary.dataset_path}" if summary.dataset_path else ""),
+        file=sys.stderr,
+    )
+    if summary.interrupted:
+        print("aupipe: interrupted; run the same command again to process the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary.n_failed:
+        failed = summary.manifest[summary.manifest["status"] == "error"].iloc[0]
+        more = f" (and {summary.n_failed - 1} more)" if summary.n_failed > 1 else ""
+        print(f"aupipe: error: {failed['error']}{more}; see {summary.manifest_path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    output = args.output or f"{Path(args.video).stem}.windows.{args.format or 'csv'}"
+    if args.au_backend == "pyfeat":
+        from .pyfeat_backend import require_pyfeat
+
+        require_pyfeat()
+    settings = _pipeline_settings(args)
+    chosen_mapping = _chosen_mapping(args)
     summary = aupipe.run(
         args.video,
         output,
@@ -178,6 +238,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         progress=not args.quiet,
         workers=args.workers or None,
+        output_format=args.format,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
     if summary.events_path is not None:
@@ -219,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "batch":
+            return _cmd_batch(args)
         if args.command == "spot-eval":
             return _cmd_spot_eval(args)
         if args.command == "synth":

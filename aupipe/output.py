@@ -6,6 +6,7 @@ that is committed leaves a complete file holding every row computed so far.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -165,10 +166,8 @@ class AtomicParquetWriter:
     def abort(self) -> None:
         """Drop the temporary file; the target is left as it was."""
         if self._writer is not None and not self._closed:
-            try:
+            with contextlib.suppress(Exception):  # the file is dropped anyway
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - the file is dropped anyway
-                pass
         self._closed = True
         self._tmp.unlink(missing_ok=True)
 

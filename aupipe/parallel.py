@@ -88,8 +88,19 @@ def _init_worker(results: Any) -> None:
     """Worker start-up: Ctrl-C is the parent's to handle; MediaPipe loads once per process."""
     global _results
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _thread_lock_for_tqdm()
     _results = results
     landmarks.import_mediapipe()
+
+
+def _thread_lock_for_tqdm() -> None:
+    """tqdm would make a multiprocessing lock (a named semaphore) in each worker, which a worker
+    stopped by the parent cannot release; its bars here are disabled, a thread lock will do."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def span_frames(path: str | Path, span: Span, settings: PipelineSettings = PipelineSettings()) -> Iterator[pd.DataFrame]:

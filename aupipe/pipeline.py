@@ -252,6 +252,22 @@ def stream(
     yield chunk, state
 
 
+def window_table_empty(
+    emotion_map: mapping.Mapping, settings: PipelineSettings = PipelineSettings(), predictor: Any = None,
+    rule_weight: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """A window table with all columns (model and ``in_event`` ones where they apply) and no rows."""
+    empty_frames = frame_table_empty(settings)
+    empty_windows = label_windows(windows.compute_windows(empty_frames), emotion_map)
+    if predictor is not None:
+        empty_windows = predictor.predict_windows(empty_frames, empty_windows, rule_weight)
+    if settings.spotting is not None:
+        empty_windows = empty_windows.assign(in_event=pd.Series(dtype=bool))
+    counts = {"window": "int64", "start_frame": "int64", "end_frame": "int64", "n_frames": "int64"}
+    times = {"start_ms": "float64", "end_ms": "float64", "face_coverage": "float64"}
+    return empty_windows.astype({k: v for k, v in {**counts, **times}.items() if k in empty_windows.columns})
+
+
 def frame_table_empty(settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
     """A frame table with all columns (AUs included) and no rows."""
     raw = frame_table(landmarks.empty_batch(), settings)
@@ -409,12 +425,7 @@ def run(
                     raw_tables.close()
                     break
         empty_frames = frame_table_empty(settings)
-        empty_windows = label_windows(windows.compute_windows(empty_frames), emotion_map)
-        if predictor is not None:
-            empty_windows = predictor.predict_windows(empty_frames, empty_windows, rule_weight)
-        if settings.spotting is not None:
-            empty_windows = empty_windows.assign(in_event=pd.Series(dtype=bool))
-        writers["windows"].commit(empty_windows)
+        writers["windows"].commit(window_table_empty(emotion_map, settings, predictor, rule_weight))
         if "events" in writers:
             writers["events"].commit(spotting.empty_events(emotion_map))
         if "frames" in writers:
