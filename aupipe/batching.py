@@ -433,7 +433,10 @@ def _run_locked(
     dataset_path = None
     if dataset:
         ok_keys = [t.key for t in tasks if rows.get(t.key, {}).get("status") == "ok"]
-        dataset_path = write_dataset(out, ok_keys, job)
+        dataset_path = out / DATASET
+        with_windows = [k for k in ok_keys if int(rows[k].get("windows") or 0) > 0]
+        if n_processed[0] or not _dataset_current(out, with_windows):
+            write_dataset(out, ok_keys, job)
     manifest = pd.read_csv(manifest_path, keep_default_na=False, na_values=[""])
     return BatchSummary(manifest, out, manifest_path, dataset_path, n_processed[0], n_skipped, interrupted)
 
@@ -640,6 +643,20 @@ def _run_ray(
 # --------------------------------------------------------------------------------------------
 # The dataset-level table
 # --------------------------------------------------------------------------------------------
+
+
+def _dataset_current(out: Path, keys: Sequence[str]) -> bool:
+    """Whether ``windows.parquet`` holds exactly the videos ``keys`` and is newer than the journal."""
+    import pyarrow.parquet as pq
+
+    dataset, journal = out / DATASET, out / JOURNAL
+    if not dataset.exists() or (journal.exists() and journal.stat().st_mtime_ns > dataset.stat().st_mtime_ns):
+        return False
+    try:
+        videos = pq.read_table(dataset, columns=["video"]).column("video").unique().to_pylist()
+    except Exception:  # noqa: BLE001 - unreadable: write it again
+        return False
+    return sorted(videos) == sorted(keys)
 
 
 def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -802,6 +803,11 @@ def _rule_implies(d: Category, c: Category) -> bool:
 
 def _dominators(categories: Sequence[Category]) -> list[list[int]]:
     """For each category, the indices of categories whose rule strictly contains its rule."""
+    return _dominators_of(tuple(categories))
+
+
+@functools.lru_cache(maxsize=16)
+def _dominators_of(categories: tuple[Category, ...]) -> list[list[int]]:
     return [
         [d for d, other in enumerate(categories)
          if d != c and _rule_implies(other, cat) and not _rule_implies(cat, other)]

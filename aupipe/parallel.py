@@ -122,11 +122,19 @@ def span_frames(path: str | Path, span: Span, settings: PipelineSettings = Pipel
 
 
 def _span_job(path: str, index: int, span: Span, settings: PipelineSettings) -> int:
-    """In a worker: send span ``index``'s chunks to the parent as they are made, then an end mark."""
+    """In a worker: send span ``index``'s frame tables to the parent as they are made, at least
+    ``parallel.send_frames`` rows at a time (the parent's later stages cost less per frame on
+    bigger chunks), then an end mark."""
     rows = 0
+    waiting: list[pd.DataFrame] = []
     for table in span_frames(path, span, settings):
-        _results.put((index, table))
+        waiting.append(table)
+        if sum(len(t) for t in waiting) >= settings.parallel.send_frames:
+            _results.put((index, pd.concat(waiting, ignore_index=True)))
+            waiting = []
         rows += len(table)
+    if waiting:
+        _results.put((index, pd.concat(waiting, ignore_index=True)))
     _results.put((index, None))
     return rows
 

@@ -8,6 +8,7 @@ DataFrames, ``run`` writes them to CSV files atomically.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import signal
 import sys
@@ -35,12 +36,14 @@ class ParallelSettings:
         repeat more warm-up frames. min_span_s: shorter videos are not split below this (s).
     overlap_s: warm-up before each span's first frame (s), processed and dropped.
     lookahead: spans queued per worker (bounds memory: each finished span waits as a table).
+    send_frames: a worker sends its frame rows in chunks of at least this many frames.
     """
 
-    max_span_s: float = 60.0
+    max_span_s: float = 120.0
     min_span_s: float = 10.0
     overlap_s: float = 1.0
     lookahead: int = 2
+    send_frames: int = 256
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def advance(
     passed in is not changed, so an interrupted caller can always flush from the last state.
     """
     rows, au_state = aus.step(state.au, raw, settings.aus, final=final, baseline=baseline)
-    rows = order_columns(rows) if len(rows) else frame_table_empty(settings).iloc[0:0]
+    rows = order_columns(rows) if len(rows) else _frame_table_empty_cached(settings).iloc[0:0]
     if settings.au_backend == "pyfeat" and len(rows):
         rows = _pyfeat_aus(rows, state)
     done, window_state = windows.step(state.windows, rows if len(rows) else None, settings.windows, final=final)
@@ -266,6 +269,12 @@ def window_table_empty(
     counts = {"window": "int64", "start_frame": "int64", "end_frame": "int64", "n_frames": "int64"}
     times = {"start_ms": "float64", "end_ms": "float64", "face_coverage": "float64"}
     return empty_windows.astype({k: v for k, v in {**counts, **times}.items() if k in empty_windows.columns})
+
+
+@functools.lru_cache(maxsize=4)
+def _frame_table_empty_cached(settings: PipelineSettings) -> pd.DataFrame:
+    """``frame_table_empty``, made once per settings (streaming asks for it at every held chunk); not to be modified."""
+    return frame_table_empty(settings)
 
 
 def frame_table_empty(settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
@@ -373,6 +382,8 @@ def run(
     temporary files and leaves no output.
     """
     emotion_map = emotion_map or mapping.load_mapping()
+    if frames_out is None and settings.include_landmarks:
+        settings = dataclasses.replace(settings, include_landmarks=False)  # 1,434 columns nobody reads
     video.probe(path, settings.video)  # fail on bad input before creating any file
     predictor = _load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
     if events_out is not None and settings.spotting is None:

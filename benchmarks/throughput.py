@@ -7,7 +7,15 @@ In one run, on one sample clip looped to a longer video:
 - peak memory (RSS) of ``aupipe.run`` on a short and on a 4x longer video, each in a fresh
   process, to show that memory stays flat with video length.
 
+Scale (issue 7), on the clip looped to ``--minutes`` minutes (default 10), each in a fresh process:
+- the landmark stage alone in one process (the reference),
+- ``aupipe.run`` with 1 worker and with ``--workers`` (default: every core) on the long video,
+  their frames/s as a multiple of the landmark stage's (target >= 1.7x with 2 workers),
+- ``aupipe.batch`` over a folder of ``--batch-clips`` short clips (the samples, copied), all workers,
+- peak RSS of the parent and of the largest worker process.
+
 Usage: python benchmarks/throughput.py [--clip data/samples/1001_DFA_HAP_XX.flv] [--loops 8]
+       [--minutes 10] [--workers 0] [--batch-clips 60] [--only-scale]
 """
 
 from __future__ import annotations
@@ -124,16 +132,97 @@ def peak_rss_mib(path: Path, with_frames: bool = True) -> tuple[int, float, floa
     return result
 
 
+def _scale_child(kind: str, path: str, workers: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    """In a fresh process: one measured job; puts (frames, seconds, parent peak MiB, largest child peak MiB)."""
+    import warnings
+
+    import aupipe
+    from aupipe import landmarks, mapping
+
+    warnings.simplefilter("ignore", aupipe.AupipeWarning)
+    landmarks.import_mediapipe()  # imports are not the job's cost
+    mapping.load_mapping()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        if kind == "landmarks":
+            frames, _ = landmark_stage_fps(Path(path))
+        elif kind == "run":
+            frames = aupipe.run(path, Path(tmp) / "w.csv", progress=False, workers=workers).n_frames
+        else:
+            summary = aupipe.batch(path, Path(tmp) / "out", workers=workers, progress=False)
+            frames = int(summary.manifest["frames"].sum())
+        seconds = time.perf_counter() - start
+    queue.put((
+        frames, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    ))  # fmt: skip
+
+
+def scale_job(kind: str, path: Path, workers: int = 1) -> tuple[int, float, float, float]:
+    """``kind`` = landmarks | run | batch on ``path`` in a fresh process (see ``_scale_child``)."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_scale_child, args=(kind, str(path), workers, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def scale_figures(clip: Path, minutes: float, workers: int, batch_clips: int) -> None:
+    """Print the issue-7 figures: one long video on 1 and on all workers, and a batch over a folder."""
+    import shutil
+
+    import cv2
+
+    from aupipe.parallel import available_cores, resolve_workers
+
+    n_workers = resolve_workers(workers or None)
+    capture = cv2.VideoCapture(str(clip))
+    clip_frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS) or 30.0
+    capture.release()
+    loops = max(1, round(minutes * 60 * fps / clip_frames))
+    with tempfile.TemporaryDirectory() as tmp:
+        long_video = looped_video(clip, loops, Path(tmp) / "long.avi")
+        folder = Path(tmp) / "clips"
+        folder.mkdir()
+        samples = sorted((ROOT / "data" / "samples").glob("*.flv"))
+        for i in range(batch_clips):
+            shutil.copy(samples[i % len(samples)], folder / f"clip{i:04d}{samples[i % len(samples)].suffix}")
+        base_n, base_s, base_rss, _ = scale_job("landmarks", long_video)
+        one_n, one_s, one_rss, _ = scale_job("run", long_video, 1)
+        all_n, all_s, all_rss, all_child = scale_job("run", long_video, n_workers)
+        batch_n, batch_s, batch_rss, batch_child = scale_job("batch", folder, n_workers)
+    base_fps = base_n / base_s
+    print(f"scale: {clip.name} looped to {base_n} frames ({base_n / fps / 60:.1f} min); "
+          f"{available_cores()} cores, {n_workers} workers")  # fmt: skip
+    print(f"  landmark stage alone, 1 process:  {base_fps:7.1f} frames/s  (peak RSS {base_rss:6.1f} MiB)")
+    print(f"  aupipe run, 1 worker:             {one_n / one_s:7.1f} frames/s  {one_n / one_s / base_fps:5.2f}x"
+          f"  (peak RSS {one_rss:6.1f} MiB)")  # fmt: skip
+    print(f"  aupipe run, {n_workers} workers:            {all_n / all_s:7.1f} frames/s  {all_n / all_s / base_fps:5.2f}x"
+          f"  (target >= 1.7x with 2; peak RSS parent {all_rss:6.1f} MiB, per worker {all_child:6.1f} MiB)")  # fmt: skip
+    print(f"  aupipe batch, {batch_clips} clips, {n_workers} workers: {batch_n / batch_s:7.1f} frames/s, "
+          f"{batch_clips / batch_s:5.2f} videos/s  (peak RSS parent {batch_rss:6.1f} MiB, per worker {batch_child:6.1f} MiB)")  # fmt: skip
+    sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=ROOT / "data" / "samples" / "1001_DFA_HAP_XX.flv")
     parser.add_argument("--loops", type=int, default=8, help="how many times to loop the clip")
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the long video of the scale figures")
+    parser.add_argument("--workers", type=int, default=0, help="workers of the scale figures (0 = every core)")
+    parser.add_argument("--batch-clips", type=int, default=60, help="clips in the batch folder")
+    parser.add_argument("--only-scale", action="store_true", help="print only the scale figures")
     args = parser.parse_args()
     import warnings
 
     import aupipe
 
     warnings.simplefilter("ignore", aupipe.AupipeWarning)
+    scale_figures(args.clip, args.minutes, args.workers, args.batch_clips)
+    if args.only_scale:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         long_video = looped_video(args.clip, args.loops, Path(tmp) / "long.avi")
         longer_video = looped_video(args.clip, args.loops * 4, Path(tmp) / "longer.avi")
