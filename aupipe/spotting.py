@@ -320,7 +320,8 @@ def _nan_percentiles(window: np.ndarray, percentiles: tuple[float, ...]) -> np.n
         hi = np.minimum(lo + 1, top)
         low = np.take_along_axis(ordered, lo[:, None, :], axis=1)[:, 0]
         high = np.take_along_axis(ordered, hi[:, None, :], axis=1)[:, 0]
-        out.append(np.where(count > 0, low + (high - low) * (position - lo), np.nan))
+        with np.errstate(invalid="ignore"):  # inf - inf where a column has no value: masked below
+            out.append(np.where(count > 0, low + (high - low) * (position - lo), np.nan))
     return np.stack(out)
 
 
