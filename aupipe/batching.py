@@ -353,6 +353,8 @@ def run_batch(
     """
     if engine not in ENGINES:
         raise AupipeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        _import_ray()  # before any output exists
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder for the batch outputs")
@@ -577,6 +579,18 @@ def _terminate(executor: ProcessPoolExecutor) -> None:
             process.join(timeout=5)
 
 
+def _import_ray() -> Any:
+    """The ``ray`` module, or one line saying how to get it (a bare ``ray`` folder, such as Ray's
+    own /tmp/ray seen from the current folder, is not Ray)."""
+    try:
+        import ray
+    except ImportError:
+        ray = None
+    if ray is None or not hasattr(ray, "init"):
+        raise AupipeError("--engine ray needs Ray: pip install 'aupipe[ray]'")
+    return ray
+
+
 def _run_ray(
     todo: Sequence[VideoTask], out: Path, job: BatchJob, n_workers: int, address: str | None, progress: bool,
     finished: Callable[[dict[str, Any]], None],
@@ -585,10 +599,7 @@ def _run_ray(
 
     Every Ray node must see the input videos and ``out`` at the same paths (a shared file system).
     """
-    try:
-        import ray
-    except ImportError:
-        raise AupipeError("--engine ray needs Ray: pip install 'aupipe[ray]'") from None
+    ray = _import_ray()
     import logging
 
     ray_logger = logging.getLogger("ray")

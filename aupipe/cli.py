@@ -199,7 +199,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     counts = summary.manifest["status"].value_counts()
     states = ", ".join(f"{counts[s]} {s}" for s in ("ok", "error", "interrupted", "pending") if s in counts)
     print(
-        f"aupipe: {len(summary.manifest)} videos ({summary.n_processed} processed now, {summary.n_skipped} done before):"
+        f"aupipe: {len(summary.manifest)} video{'s' if len(summary.manifest) != 1 else ''} ({summary.n_processed} processed now, {summary.n_skipped} done before):"
         f" {states} -> {summary.manifest_path}"
         + (f"; all windows in {summary.dataset_path}" if summary.dataset_path else ""),
         file=sys.stderr,
