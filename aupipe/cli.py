@@ -277,6 +277,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     warnings.showwarning = _show_warning  # type: ignore[assignment]
     warnings.simplefilter("default", aupipe.AupipeWarning)
+    return _dispatch(args)
+
+
+def entry() -> None:
+    """The ``aupipe`` console script and ``python -m aupipe``: ``main``, then exit with its code.
+
+    Once ``main`` has returned, the work is done (or given up), so a late Ctrl-C is ignored rather
+    than turned into a traceback while the process exits (worker pools are joined at exit)."""
+    import signal
+
+    try:
+        code = main()
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen command; errors become one line and an exit code."""
     try:
         if args.command == "run":
             return _cmd_run(args)

@@ -7,6 +7,7 @@ DataFrames, ``run`` writes them to CSV files atomically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -353,6 +354,19 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Ctrl-C is held off for the block (a few renames); run outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run(
     path: str | Path,
     windows_out: str | Path,
@@ -435,16 +449,16 @@ def run(
                 if final:
                     raw_tables.close()
                     break
-        empty_frames = frame_table_empty(settings)
-        writers["windows"].commit(window_table_empty(emotion_map, settings, predictor, rule_weight))
-        if "events" in writers:
-            writers["events"].commit(spotting.empty_events(emotion_map))
-        if "frames" in writers:
-            writers["frames"].commit(empty_frames)
-        if "baseline" in writers:
-            if state.au.baseline is not None:
-                writers["baseline"].write(state.au.baseline.table())
-            writers["baseline"].commit(["signal", "kind", "value", "source", "n_frames"])
+        empty = {
+            "windows": window_table_empty(emotion_map, settings, predictor, rule_weight),
+            "events": spotting.empty_events(emotion_map), "frames": frame_table_empty(settings),
+            "baseline": ["signal", "kind", "value", "source", "n_frames"],
+        }  # fmt: skip
+        if "baseline" in writers and state.au.baseline is not None:
+            writers["baseline"].write(state.au.baseline.table())
+        with _no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
+            for name, writer in writers.items():
+                writer.commit(empty[name])
     except BaseException:
         for writer in writers.values():
             writer.abort()
