@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -43,7 +42,7 @@ from .errors import AupipeError, InputError, OutputError
 from .features import file_sha256
 from .output import AtomicCsvWriter, AtomicParquetWriter, suffix_for
 from .parallel import _thread_lock_for_tqdm
-from .pipeline import PipelineSettings
+from .pipeline import PipelineSettings, StopFlag
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".flv", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp", ".ogv")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -55,6 +54,7 @@ MANIFEST_COLUMNS = [
     "frames_per_s", "error", "windows_file", "sha256", "settings_hash", "finished_at",
 ]  # fmt: skip
 ENGINES = ("local", "ray")
+STOP_MESSAGE = "aupipe: stopping after the videos in progress (Ctrl-C again to stop now)"
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,13 @@ def _folder_hash(folder: str | Path) -> str:
 
 @dataclass(frozen=True)
 class VideoTask:
-    """One video of a batch: its path, output key and content hash."""
+    """One video of a batch: its path, output key, content hash, and the size and mtime it was hashed at."""
 
     video: str
     key: str
     sha256: str
+    size: int = 0
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,7 @@ def _hash_videos(videos: Sequence[Path], keys: Sequence[str], journal: dict[str,
                 digest = file_sha256(video)
             except OSError as err:
                 raise InputError(f"{video}: cannot read ({err.strerror})") from None
-        tasks.append(VideoTask(str(video), key, digest))
+        tasks.append(VideoTask(str(video), key, digest, stat.st_size, stat.st_mtime_ns))
     return tasks
 
 
@@ -409,7 +411,7 @@ def _run_locked(
         else:
             todo.append(task)
     n_skipped = len(tasks) - len(todo)
-    stamps = {t.key: _stamp(Path(t.video)) for t in tasks}
+    by_key = {t.key: t for t in tasks}
 
     manifest_written = [0.0]
     n_processed = [0]
@@ -419,7 +421,8 @@ def _run_locked(
             yield rows.get(task.key) or {"video": task.video, "key": task.key, "status": "pending", "sha256": task.sha256}
 
     def finished(row: dict[str, Any]) -> None:
-        row = {**row, "settings_hash": settings_hash, **stamps[row["key"]]}
+        task = by_key[row["key"]]
+        row = {**row, "settings_hash": settings_hash, "size": task.size, "mtime_ns": task.mtime_ns}
         rows[row["key"]] = row
         n_processed[0] += 1
         if row["status"] != "interrupted":
@@ -441,35 +444,6 @@ def _run_locked(
             write_dataset(out, ok_keys, job)
     manifest = pd.read_csv(manifest_path, keep_default_na=False, na_values=[""])
     return BatchSummary(manifest, out, manifest_path, dataset_path, n_processed[0], n_skipped, interrupted)
-
-
-def _stamp(video: Path) -> dict[str, int]:
-    stat = video.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-class _BatchStop:
-    """First Ctrl-C: no new videos; a second: stop now (KeyboardInterrupt)."""
-
-    def __init__(self, message: str) -> None:
-        self.requested = False
-        self._message = message
-        self._previous: Any = None
-
-    def __enter__(self) -> _BatchStop:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(self._message, file=sys.stderr)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def _bars(todo: Sequence[VideoTask], progress: bool) -> tuple[Any, Any]:
@@ -495,8 +469,7 @@ def _run_local(
     pending: list[VideoTask] = list(reversed(todo))
     suspects: set[str] = set()
     video_bar, frame_bar = _bars(todo, progress)
-    stop_message = "aupipe: stopping after the videos in progress (Ctrl-C again to stop now)"
-    with video_bar, frame_bar, _BatchStop(stop_message) as stop:
+    with video_bar, frame_bar, StopFlag(STOP_MESSAGE) as stop:
         while pending and not stop.requested:
             executor = ProcessPoolExecutor(
                 max_workers=min(n_workers, len(pending)), mp_context=context,
@@ -620,9 +593,8 @@ def _run_ray(
     pending = list(reversed(todo))
     running: dict[Any, VideoTask] = {}
     limit = 2 * max(1, int(ray.cluster_resources().get("CPU", n_workers)))
-    stop_message = "aupipe: stopping after the videos in progress (Ctrl-C again to stop now)"
     try:
-        with video_bar, frame_bar, _BatchStop(stop_message) as stop:
+        with video_bar, frame_bar, StopFlag(STOP_MESSAGE) as stop:
             while pending or running:
                 while pending and len(running) < limit and not stop.requested:
                     task = pending.pop()

@@ -331,14 +331,16 @@ class RunSummary:
     n_face_frames: int = 0
 
 
-class _StopFlag:
-    """First Ctrl-C asks the run to stop after the current chunk; a second one aborts at once."""
+class StopFlag:
+    """First Ctrl-C asks the run to stop after the current chunk (``requested``; ``message``, if
+    given, is printed to stderr); a second one aborts at once (KeyboardInterrupt)."""
 
-    def __init__(self) -> None:
+    def __init__(self, message: str | None = None) -> None:
         self.requested = False
+        self._message = message
         self._previous: object = None
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> StopFlag:
         # A process told to ignore Ctrl-C (a batch worker: its parent decides) keeps ignoring it.
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -348,6 +350,8 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        if self._message:
+            print(self._message, file=sys.stderr)
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
@@ -417,7 +421,7 @@ def run(
         if events_out is not None:
             writers["events"] = open_writer(events_out, output_format)
         state = initial_state(path, settings)
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             raw_tables = raw_frames(path, settings, progress, workers, stop=lambda: stop.requested)
             raw: pd.DataFrame | None
             for raw in itertools.chain(raw_tables, [None]):

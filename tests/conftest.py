@@ -16,6 +16,26 @@ def clip(emotion: str) -> Path:
     return SAMPLES / f"1001_DFA_{emotion}_XX.flv"
 
 
+def looped_clip(emotion: str, loops: int, path: Path) -> Path:
+    """The CREMA-D sample clip ``emotion`` ``loops`` times over, as MJPG AVI at 30 fps (frame-exact seeking)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip(emotion)))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
+    for _ in range(loops):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return path
+
+
 @pytest.fixture(scope="session")
 def analysed() -> dict[str, object]:
     """``aupipe.analyze`` of every sample clip, keyed by emotion code, 'single_face', 'no_face'."""

@@ -11,28 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import clip
+from .conftest import looped_clip
 
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import cv2
-
-    capture = cv2.VideoCapture(str(clip("HAP")))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    path = tmp_path_factory.mktemp("long") / "long.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
-    for _ in range(40):  # ~75 s of video, far longer than the test lets it run
-        for frame in frames:
-            writer.write(frame)
-    writer.release()
-    return path
+    # ~75 s of video, far longer than the test lets it run
+    return looped_clip("HAP", 40, tmp_path_factory.mktemp("long") / "long.avi")
 
 
 def start(video: Path, out: Path, workers: int = 0) -> subprocess.Popen[str]:

@@ -13,7 +13,7 @@ import aupipe
 from aupipe import parallel, pipeline, video
 from aupipe.pipeline import ParallelSettings, PipelineSettings
 
-from .conftest import clip
+from .conftest import clip, looped_clip
 
 # Spans of ~1.4 s on a 5.6 s video: three span borders in a test-sized clip.
 SHORT_SPANS = PipelineSettings(parallel=ParallelSettings(max_span_s=2.0, min_span_s=1.0, overlap_s=1.0))
@@ -23,23 +23,7 @@ LANDMARKS = [f"{axis}_{i}" for axis in "xy" for i in range(478)]
 @pytest.fixture(scope="module")
 def looped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HAP clip three times over (168 frames at 30 fps), as MJPG AVI (frame-exact seeking)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(clip("HAP")))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    path = tmp_path_factory.mktemp("parallel") / "looped.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
-    for _ in range(3):
-        for frame in frames:
-            writer.write(frame)
-    writer.release()
-    return path
+    return looped_clip("HAP", 3, tmp_path_factory.mktemp("parallel") / "looped.avi")
 
 
 @pytest.fixture(scope="module")
