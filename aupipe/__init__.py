@@ -9,6 +9,8 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
   streamed into CSV or Parquet files written atomically.
 - ``batch(inputs, out_dir, ...)`` -> ``BatchSummary``: ``run`` over many videos, resumable, with a
   manifest and one dataset-level Parquet of all windows (``aupipe.batching``).
+- ``calibrate(videos, reference, out_dir)`` -> ``CalibrationResult``: fit the AU intensities to a
+  lab's own reference codes; use it with ``analyze(..., au_calibration=out_dir)``.
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
 - Errors: ``AupipeError`` and its subclasses ``InputError``, ``MappingError``, ``OutputError``;
   warnings: ``AupipeWarning``.
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .batching import BatchSummary
+    from .calibration_fit import CalibrationResult
     from .mapping import Mapping
     from .pipeline import AnalysisResult, PipelineSettings, RunSummary
 
@@ -37,6 +40,7 @@ __all__ = [
     "AupipeError",
     "AupipeWarning",
     "BatchSummary",
+    "CalibrationResult",
     "InputError",
     "Mapping",
     "MappingError",
@@ -46,19 +50,27 @@ __all__ = [
     "__version__",
     "analyze",
     "batch",
+    "calibrate",
     "load_mapping",
     "run",
     "score_emotions",
 ]
 
 
-def _settings(window_ms: float, stride_ms: float, settings: PipelineSettings | None) -> PipelineSettings:
+def _settings(
+    window_ms: float, stride_ms: float, settings: PipelineSettings | None, au_calibration: str | Path | None = None
+) -> PipelineSettings:
     import dataclasses
 
     from .pipeline import PipelineSettings
     from .windows import WindowSettings
 
     base = settings or PipelineSettings()
+    if au_calibration is not None:
+        from .calibration import load_calibration
+
+        load_calibration(str(au_calibration))  # fail on a missing or broken calibration before any work
+        base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration=str(au_calibration)))
     return dataclasses.replace(base, windows=WindowSettings(window_ms=window_ms, stride_ms=stride_ms))
 
 
@@ -102,6 +114,7 @@ def analyze(
     settings: PipelineSettings | None = None,
     progress: bool = False,
     workers: int | None = 1,
+    au_calibration: str | Path | None = None,
 ) -> AnalysisResult:
     """Analyse a video file (or a folder of images) and return its frame and window tables.
 
@@ -116,13 +129,15 @@ def analyze(
     frame), ``.windows`` (with ``in_event``), ``.events`` (spotted micro / macro expressions,
     docs/spotting.md) and ``.baseline``. workers: processes for the landmark stage of a long video
     (None = every core; each takes a span of the video, docs/performance.md; a script that
-    uses more than one must call aupipe under ``if __name__ == "__main__":``). Raises
-    ``InputError`` for a missing, unreadable, corrupt or empty video.
+    uses more than one must call aupipe under ``if __name__ == "__main__":``). au_calibration:
+    a folder written by ``calibrate`` (or "hand" for the hand scales); None = the shipped
+    calibration (docs/aus.md). Raises ``InputError`` for a missing, unreadable, corrupt or
+    empty video.
     """
     from .pipeline import analyze as analyze_video
 
     emotion_map = _mapping(mapping)
-    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
+    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
     return analyze_video(path, emotion_map, chosen, progress, baseline, model, rule_weight, workers)
 
 
@@ -143,6 +158,7 @@ def run(
     progress: bool = True,
     workers: int | None = 1,
     output_format: str | None = None,
+    au_calibration: str | Path | None = None,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV or Parquet.
 
@@ -151,12 +167,12 @@ def run(
     Files are written to a temporary name and renamed when complete; a first Ctrl-C stops
     early and keeps everything computed so far (``RunSummary.interrupted``). ``workers`` as for
     ``analyze``. ``output_format``: "csv" or "parquet" for every file; None takes each file's
-    suffix (``.parquet`` / ``.pq`` is Parquet, anything else CSV).
+    suffix (``.parquet`` / ``.pq`` is Parquet, anything else CSV). ``au_calibration`` as for ``analyze``.
     """
     from .pipeline import run as run_video
 
     emotion_map = _mapping(mapping)
-    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings))
+    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
     return run_video(
         path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
         events_out, workers, output_format,
@@ -209,6 +225,33 @@ def batch(
     return run_batch(items, out_dir, job, workers, engine, address, progress, retry_errors)
 
 
+def calibrate(
+    videos: str | Path | list[str | Path],
+    reference: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    kind: str = "auto",
+    groups: str | Path | dict[str, str] | None = None,
+    cache_dir: str | Path | None = None,
+    log: Any = None,
+) -> CalibrationResult:
+    """Fit aupipe's per-AU calibration to a lab's reference codes and write it to ``out_dir``.
+
+    videos: files, folders or glob patterns. reference: a folder with one CSV per video (same
+    file stem) or one CSV for one video: FACS codes (``frame`` or ``time_s``, ``AUxx`` 0-5 or
+    A-E), OpenFace (``AUxx_r``) or py-feat (``AUxx`` 0-1); ``kind`` forces one. groups: a CSV
+    ``video,person`` (or a dict stem -> person) naming videos of the same person; held-out
+    agreement is person-grouped. ``cache_dir`` keeps the landmark tables for refits; ``log``
+    gets progress lines. Returns ``CalibrationResult`` (``.calibration``, ``.agreement``:
+    held-out r, ICC(3,1), presence F1 and per-person r per AU and form). Bad reference files
+    raise ``InputError`` with one line. See docs/aus.md.
+    """
+    from .calibration_fit import calibrate as fit
+
+    items = [videos] if isinstance(videos, str | Path) else list(videos)
+    return fit(items, reference, out_dir, kind, groups, cache_dir, log=log)
+
+
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:
     """Load and validate an emotion mapping: a shipped name, a YAML path, or None (micro_emotions)."""
     from .mapping import load_mapping as load
@@ -233,6 +276,10 @@ def __getattr__(name: str) -> Any:
         from .batching import BatchSummary
 
         return BatchSummary
+    if name == "CalibrationResult":
+        from .calibration_fit import CalibrationResult
+
+        return CalibrationResult
     if name == "Mapping":
         from . import mapping
 

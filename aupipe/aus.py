@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .errors import AupipeWarning
 from .landmarks import BLENDSHAPE_NAMES
+
+if TYPE_CHECKING:
+    from .calibration import Population
 
 #: The AUs aupipe reports, as two-digit numbers.
 AU_NUMBERS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 28, 43)
@@ -124,6 +128,13 @@ class AuSettings:
     neutral_range_s: explicit (start_s, end_s) of a neutral stretch; replaces the estimate.
     presence_threshold: ``AUxx_c`` is 1 where ``AUxx_r`` >= this (1.0 = FACS A, trace).
     smooth: temporal filter on/off (a 3-frame median, then [1, 2, 1] / 4 smoothing).
+    calibration: the per-AU maps and population neutral (``aupipe.calibration``): None = the
+        shipped one, "hand" = the hand scales above with the person's own neutral unshrunk,
+        or a file / folder written by ``aupipe calibrate``.
+    neutral_half_s: seconds of face in the calibration span at which an estimated neutral
+        gets half its weight against the population neutral (short clips lean on the population).
+    max_shift_sd: how far (in between-person SDs) a person's neutral signal may sit from the
+        population's.
     """
 
     gain: float = 5.0
@@ -134,6 +145,9 @@ class AuSettings:
     neutral_range_s: tuple[float, float] | None = None
     presence_threshold: float = 1.0
     smooth: bool = True
+    calibration: str | None = None
+    neutral_half_s: float = 1.0
+    max_shift_sd: float = 2.5
 
 
 @dataclass(frozen=True)
@@ -142,23 +156,31 @@ class Baseline:
 
     blendshape: Series over ``au_columns()`` (subtracted from blendshape intensities);
     geometry: Series over ``MEASURES`` (face widths); source: how it was obtained;
-    n_frames: how many frames it rests on.
+    n_frames: how many frames it rests on; raw_blendshape: Series over ``BLENDSHAPE_NAMES``
+    (scores 0..1, the calibrated AUs' neutral); confidence: 0..1, how far the person's own frames
+    are trusted against the population neutral (short or never-relaxed spans score low).
     """
 
     blendshape: pd.Series
     geometry: pd.Series
     source: str
     n_frames: int
+    raw_blendshape: pd.Series | None = None
+    confidence: float = 1.0
 
     def table(self) -> pd.DataFrame:
-        """Long form for output: columns signal, kind, value, source, n_frames."""
+        """Long form for output: columns signal, kind, value, source, n_frames, confidence."""
         parts = [
             pd.DataFrame({"signal": self.blendshape.index, "kind": "blendshape_au", "value": self.blendshape.values}),
             pd.DataFrame({"signal": self.geometry.index, "kind": "geometry", "value": self.geometry.values}),
         ]
+        if self.raw_blendshape is not None:
+            raw = self.raw_blendshape
+            parts.append(pd.DataFrame({"signal": raw.index, "kind": "blendshape", "value": raw.values}))
         table = pd.concat(parts, ignore_index=True)
         table["source"] = self.source
         table["n_frames"] = self.n_frames
+        table["confidence"] = self.confidence
         return table
 
 
@@ -296,10 +318,38 @@ def geometric_intensity(measures: pd.DataFrame, neutral: pd.Series) -> pd.DataFr
     return table[[c for c in au_columns() if c in table.columns]]
 
 
-def _expressiveness(blendshape_au: pd.DataFrame) -> np.ndarray:
+def expressiveness(blendshape_au: pd.DataFrame) -> np.ndarray:
     """Per-frame sum of blendshape AU intensities (NaN without face): low = close to neutral."""
     values = blendshape_au[[f"{au}_r" for au in AU_NAMES if au not in ("AU25", "AU26", "AU43")]]
     return values.to_numpy(dtype=np.float64).sum(axis=1)
+
+
+#: Per geometric measure stem: the displacement (face widths) that counts as FACS E for the AUs
+#: that read it; how much expression an unsure neutral may hold (``estimate_baseline``).
+MEASURE_E_LEVELS: dict[str, float] = {
+    "brow_inner_y": 0.06, "brow_outer_y": 0.06, "brow_y": 0.06, "brow_inner_x": 0.06, "upper_lid_y": 0.04,
+    "lower_lid_y": 0.03, "eye_aperture": 0.04, "cheek_y": 0.04, "nose_wing_y": 0.04, "upper_lip_y": 0.05,
+    "corner_y": 0.05, "corner_x": 0.05, "lip_thickness": 0.06, "lip_gap": 0.08, "chin_y": 0.06, "jaw_y": 0.15,
+}  # fmt: skip
+
+def _shrunk(person: pd.Series, population: pd.Series, spread: pd.Series, e_levels: pd.Series, confidence: float,
+            settings: AuSettings) -> pd.Series:  # fmt: skip
+    """Person's neutral moved towards the population's, per signal: weight tau^2 / (tau^2 + s^2) with
+    tau the between-person spread and s = (1 - confidence) * the signal's FACS-E displacement (the
+    expression an unsure span may hold); the shift never exceeds ``max_shift_sd`` spreads. Of a
+    left/right pair only the mean is shrunk: the person's own left-right difference (face and
+    camera asymmetry, which the landmark model also shows) is kept whole."""
+    tau = spread.reindex(person.index).fillna(np.inf).clip(lower=1e-6)
+    unsure = (1.0 - confidence) * e_levels.reindex(person.index).fillna(1.0)
+    weight = tau**2 / (tau**2 + unsure**2)
+    shift = (person - population).clip(-settings.max_shift_sd * tau, settings.max_shift_sd * tau)
+    shrunk = population + weight * shift
+    for left in [n for n in person.index if n.endswith(("_left", "Left"))]:
+        right = left[: -len("left")] + ("right" if left.endswith("_left") else "Right")
+        if right in person.index:
+            mean, half = (shrunk[left] + shrunk[right]) / 2.0, (person[left] - person[right]) / 2.0
+            shrunk[left], shrunk[right] = mean + half, mean - half
+    return shrunk
 
 
 def estimate_baseline(
@@ -308,22 +358,37 @@ def estimate_baseline(
     time_ms: np.ndarray,
     settings: AuSettings = AuSettings(),
     source: str | None = None,
+    blendshapes: pd.DataFrame | None = None,
+    given: bool = False,
+    population: Population | None = None,
 ) -> Baseline:
     """The person's neutral face from the given frames.
 
-    With ``settings.neutral_range_s`` only the frames in that range count and all of them are
-    neutral. Otherwise the least expressive ``neutral_fraction`` of the face frames (lowest sum
-    of blendshape AUs; speech AUs 25/26 and blinks left out) are taken. Baseline = their median;
-    blendshape offsets are capped at ``max_resting_offset``. No face at all -> zero offsets and
-    the canonical face's measures.
+    With ``settings.neutral_range_s`` (or ``given``: a separate neutral clip) every face frame
+    counts as neutral. Otherwise the least expressive ``neutral_fraction`` of the face frames
+    (lowest sum of blendshape AUs; speech AUs 25/26 and blinks left out) are taken. The person's
+    neutral = their median. With a calibrated population neutral (``AuSettings.calibration``) it
+    is then shrunk towards the population: weight = seconds / (seconds + ``neutral_half_s``)
+    times how relaxed the chosen frames are (1 for a given neutral), and no measure moves further
+    than ``max_shift_sd`` between-person SDs or ``max_shift_level`` of any AU from the population;
+    the weight is the baseline's ``confidence``. Blendshape-AU offsets are capped at
+    ``max_resting_offset``. No face at all -> the population's (or canonical face's) neutral.
+    ``blendshapes``: the raw (n, 52) scores, named as ``BLENDSHAPE_NAMES``; ``population``
+    replaces the calibration's population neutral (fitting a calibration).
     """
-    face = np.isfinite(_expressiveness(blendshape_au)) & measures.notna().all(axis=1).to_numpy()
+    from .calibration import load_calibration
+
+    population = population or load_calibration(settings.calibration).population
+    face = np.isfinite(expressiveness(blendshape_au)) & measures.notna().all(axis=1).to_numpy()
+    given = given or settings.neutral_range_s is not None
     if settings.neutral_range_s is not None:
         start_s, end_s = settings.neutral_range_s
         chosen = face & (time_ms >= start_s * 1000.0) & (time_ms <= end_s * 1000.0)
         label = source or f"neutral range {start_s:g}-{end_s:g} s"
+    elif given:
+        chosen, label = face, source or "given neutral frames"
     else:
-        score = np.where(face, _expressiveness(blendshape_au), np.inf)
+        score = np.where(face, expressiveness(blendshape_au), np.inf)
         count = int(np.ceil(face.sum() * settings.neutral_fraction))
         chosen = np.zeros(len(score), dtype=bool)
         if count:
@@ -337,13 +402,34 @@ def estimate_baseline(
                 AupipeWarning,
                 2,
             )
+        if population is not None:
+            offsets = blendshape_intensity(population.blendshape[list(BLENDSHAPE_NAMES)].to_numpy()[None], settings)
+            return Baseline(offsets.iloc[0].clip(upper=settings.max_resting_offset), population.geometry[list(MEASURES)],
+                            "population neutral (no face in the neutral frames)", 0,
+                            population.blendshape[list(BLENDSHAPE_NAMES)], 0.0)  # fmt: skip
         canonical = geometric_measures(canonical_face_mesh()[None])
         return Baseline(
             pd.Series(0.0, index=au_columns()), canonical.iloc[0], "none (no face in the neutral frames)", 0
         )
-    blendshape = blendshape_au.loc[chosen].median().clip(upper=settings.max_resting_offset)
     geometry = measures.loc[chosen].median()
-    return Baseline(blendshape, geometry, label, int(chosen.sum()))
+    raw = blendshapes.loc[chosen].median() if blendshapes is not None else None
+    if population is None or raw is None:
+        blendshape = blendshape_au.loc[chosen].median().clip(upper=settings.max_resting_offset)
+        return Baseline(blendshape, geometry, label, int(chosen.sum()), raw, 1.0)
+    steps = np.diff(time_ms[face]) if face.sum() > 1 else np.array([33.3])
+    seconds = face.sum() * float(np.median(steps)) / 1000.0  # of face in the calibration span
+    duration = seconds / (seconds + settings.neutral_half_s)
+    excess = max(float(np.median(expressiveness(blendshape_au)[chosen])) - population.expressiveness, 0.0)
+    relaxed = 1.0 if given else float(np.clip(1.0 - excess / max(2.0 * population.expressiveness, 1e-6), 0.0, 1.0))
+    confidence = duration * relaxed
+    trust = 1.0 if given else confidence
+    e_levels = pd.Series({m: MEASURE_E_LEVELS[m.removesuffix("_left").removesuffix("_right")] for m in MEASURES})
+    geometry = _shrunk(geometry[list(MEASURES)], population.geometry[list(MEASURES)], population.spread, e_levels, trust, settings)
+    names = list(BLENDSHAPE_NAMES)
+    raw = _shrunk(raw[names], population.blendshape[names], population.spread, pd.Series(0.3, index=names), trust, settings)
+    offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=settings.max_resting_offset)
+    label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label
+    return Baseline(offsets, geometry, label, int(chosen.sum()), raw, round(confidence, 3))
 
 
 def canonical_face_mesh() -> np.ndarray:
@@ -385,20 +471,31 @@ def smooth(values: np.ndarray) -> np.ndarray:
 
 
 def intensity(
-    blendshape_au: pd.DataFrame, measures: pd.DataFrame, baseline: Baseline, settings: AuSettings = AuSettings()
-) -> pd.DataFrame:
-    """Combined AU intensities (``au_columns()``, 0-5, unfiltered) relative to the person's baseline.
+    blendshape_au: pd.DataFrame, measures: pd.DataFrame, baseline: Baseline, settings: AuSettings = AuSettings(),
+    blendshapes: pd.DataFrame | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """AU intensities (``au_columns()``, 0-5, unfiltered) relative to the person's baseline.
 
-    Blendshape intensities minus the baseline offsets, and geometric intensities relative to the
-    neutral measures, mixed ``blendshape_weight`` : (1 - blendshape_weight) where both exist.
+    Hand scales: blendshape intensities minus the baseline offsets, and geometric intensities
+    relative to the neutral measures, mixed ``blendshape_weight`` : (1 - blendshape_weight)
+    where both exist. Then each calibrated AU's map (``settings.calibration``) over its signals,
+    which need the raw ``blendshapes`` (n, 52) and ``baseline.raw_blendshape``.
     """
+    from .calibration import calibrated_intensity, load_calibration
+
     from_blendshapes = (blendshape_au - baseline.blendshape).clip(lower=0.0, upper=5.0)
     from_geometry = geometric_intensity(measures, baseline.geometry)
     combined = from_blendshapes.copy()
     w = settings.blendshape_weight
     for column in from_geometry.columns:
         combined[column] = w * from_blendshapes[column].to_numpy() + (1 - w) * from_geometry[column].to_numpy()
-    return combined[au_columns()]
+    combined = combined[au_columns()]
+    calibration = load_calibration(settings.calibration)
+    if calibration.maps and blendshapes is not None and baseline.raw_blendshape is not None:
+        return calibrated_intensity(
+            calibration, blendshapes, measures, baseline.raw_blendshape, baseline.geometry, combined
+        )
+    return combined
 
 
 def finish(raw_intensity: pd.DataFrame, settings: AuSettings = AuSettings()) -> pd.DataFrame:
@@ -447,11 +544,15 @@ def _calibration_frames(frames: pd.DataFrame, settings: AuSettings) -> pd.DataFr
     return frames.loc[frames["time_ms"].to_numpy() <= _calibration_end_ms(frames, settings)]
 
 
-def signals(frames: pd.DataFrame, settings: AuSettings = AuSettings()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Blendshape AU intensities and geometric measures of frame rows with ``bs_*`` and ``g_*`` columns."""
-    blendshapes = frames[[f"bs_{name}" for name in BLENDSHAPE_NAMES]].to_numpy(dtype=np.float64)
+def signals(
+    frames: pd.DataFrame, settings: AuSettings = AuSettings()
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Blendshape AU intensities, geometric measures and raw blendshape scores (named as
+    ``BLENDSHAPE_NAMES``) of frame rows with ``bs_*`` and ``g_*`` columns."""
+    blendshapes = frames[[f"bs_{name}" for name in BLENDSHAPE_NAMES]].set_axis(list(BLENDSHAPE_NAMES), axis=1)
     measures = frames[[f"g_{name}" for name in MEASURES]].set_axis(list(MEASURES), axis=1)
-    return blendshape_intensity(blendshapes, settings).set_axis(frames.index), measures
+    bs_au = blendshape_intensity(blendshapes.to_numpy(dtype=np.float64), settings).set_axis(frames.index)
+    return bs_au, measures, blendshapes.astype(np.float64)
 
 
 def step(
@@ -476,12 +577,14 @@ def step(
         if not (final or _calibrated(pending, settings)):
             return pd.DataFrame(), AuState(pending=pending)
         calibration = _calibration_frames(pending, settings)
-        blendshape_au, measures = signals(calibration, settings)
-        current = estimate_baseline(blendshape_au, measures, calibration["time_ms"].to_numpy(), settings)
+        blendshape_au, measures, blendshapes = signals(calibration, settings)
+        current = estimate_baseline(
+            blendshape_au, measures, calibration["time_ms"].to_numpy(), settings, blendshapes=blendshapes
+        )
     pieces = [state.context] if state.context is not None and len(state.context) else []
     if pending is not None:
-        blendshape_au, measures = signals(pending, settings)
-        raw_au = intensity(blendshape_au, measures, current, settings).reset_index(drop=True)
+        blendshape_au, measures, blendshapes = signals(pending, settings)
+        raw_au = intensity(blendshape_au, measures, current, settings, blendshapes).reset_index(drop=True)
         pieces.append(pd.concat([pending.reset_index(drop=True), raw_au], axis=1))
     if not pieces:
         return pd.DataFrame(), AuState(baseline=current)

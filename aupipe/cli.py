@@ -39,6 +39,35 @@ def _add_workers(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--workers", type=_workers, default=0, metavar="N", help=f"{help_text} (default 0 = every core)")
 
 
+def _add_au_calibration(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--au-calibration", metavar="DIR",
+        help="AU calibration written by aupipe calibrate, or 'hand' for the hand scales (default: the shipped one)",
+    )  # fmt: skip
+
+
+def _add_calibrate(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    calibrate = commands.add_parser(
+        "calibrate", help="fit aupipe's AU intensities to your own reference codes (FACS codes, OpenFace, py-feat)"
+    )
+    calibrate.add_argument("videos", nargs="+", metavar="VIDEO", help="videos, folders or glob patterns")
+    calibrate.add_argument(
+        "--reference", required=True, metavar="REF",
+        help="folder with one CSV per video (same file stem), or one CSV for one video",
+    )  # fmt: skip
+    calibrate.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for au_calibration.json and agreement.csv")
+    calibrate.add_argument(
+        "--kind", choices=("auto", "facs", "openface", "pyfeat"), default="auto",
+        help="reference format (default: detected from the columns)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--groups", metavar="GROUPS.csv",
+        help="CSV video,person: videos of the same person (held-out agreement is person-grouped; default: one person per video)",
+    )  # fmt: skip
+    calibrate.add_argument("--cache", metavar="DIR", help="keep the landmark stage's tables here for refits")
+    calibrate.add_argument("--quiet", action="store_true", help="print only the agreement table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aupipe`` argument parser with its sub-commands."""
     parser = argparse.ArgumentParser(
@@ -61,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: estimated from the least expressive frames of the first 30 s)",
     )  # fmt: skip
     run.add_argument("--baseline-out", metavar="BASELINE.csv", help="also write the neutral baseline used")
+    _add_au_calibration(run)
     run.add_argument(
         "--au-backend", choices=("mediapipe", "pyfeat"), default="mediapipe",
         help="AU estimator: mediapipe (default, offline) or pyfeat (extra aupipe[pyfeat], GPU if torch sees one)",
@@ -95,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
     batch.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
     batch.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
+    _add_au_calibration(batch)
     batch.add_argument("--model", metavar="MODEL_DIR", help="add a trained model's probabilities per window")
     batch.add_argument("--rule-weight", type=float, metavar="W", help="weight 0..1 of the rule scores in the fused label")
     batch.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
@@ -112,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_train_arguments(train)
     evaluate = commands.add_parser("evaluate", help="score a trained model on labelled clips: metrics.json + confusion.png")
     training.add_evaluate_arguments(evaluate)
+
+    _add_calibrate(commands)
 
     mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)
@@ -175,8 +208,14 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
 
     if args.events and args.no_spotting:
         raise aupipe.AupipeError("--events needs spotting; leave out --no-spotting")
+    base = PipelineSettings()
+    if args.au_calibration is not None:
+        from .calibration import load_calibration
+
+        load_calibration(args.au_calibration)  # a missing or broken calibration fails before any work
+        base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration=args.au_calibration))
     return dataclasses.replace(
-        PipelineSettings(), include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
+        base, include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
         spotting=None if args.no_spotting else SpottingSettings(blinks=args.blinks),
     )  # fmt: skip
 
@@ -255,6 +294,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration_fit import agreement_text
+
+    log = None if args.quiet else (lambda line: print(f"aupipe: {line}", file=sys.stderr))
+    result = aupipe.calibrate(
+        args.videos, args.reference, args.output, kind=args.kind, groups=args.groups, cache_dir=args.cache, log=log
+    )
+    print(agreement_text(result.agreement))
+    print(f"aupipe: calibration -> {result.out_dir}; use it with: aupipe run VIDEO --au-calibration {result.out_dir}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def _cmd_mapping(args: argparse.Namespace) -> int:
     from . import mapping
 
@@ -305,6 +357,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_spot_eval(args)
         if args.command == "synth":
             return _cmd_synth(args)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args)
         if args.command == "train":
             from .training import cmd_train
 

@@ -288,10 +288,11 @@ def frame_table_empty(settings: PipelineSettings = PipelineSettings()) -> pd.Dat
 def neutral_baseline(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> aus.Baseline:
     """A baseline from a separate neutral clip or image folder: every face frame counts as neutral."""
     raw = pd.concat(list(stream_frames(path, settings)), ignore_index=True)
-    blendshape_au, measures = aus.signals(raw, settings.aus)
-    neutral_settings = dataclasses.replace(settings.aus, neutral_range_s=None, neutral_fraction=1.0)
+    blendshape_au, measures, blendshapes = aus.signals(raw, settings.aus)
+    neutral_settings = dataclasses.replace(settings.aus, neutral_range_s=None)
     return aus.estimate_baseline(
-        blendshape_au, measures, raw["time_ms"].to_numpy(), neutral_settings, source=f"neutral clip {path}"
+        blendshape_au, measures, raw["time_ms"].to_numpy(), neutral_settings, source=f"neutral clip {path}",
+        blendshapes=blendshapes, given=True,
     )
 
 

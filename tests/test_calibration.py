@@ -1,0 +1,175 @@
+"""AU calibration: the shipped file, `aupipe calibrate` on the bundled clips, its bad inputs, the neutral."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aupipe
+from aupipe import aus, calibration, cli
+from aupipe.calibration_fit import raw_frames
+
+from .conftest import SAMPLES, clip
+
+VIDEOS = [clip(e) for e in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")] + [SAMPLES / "single_face.mp4"]
+
+
+@pytest.fixture(scope="module")
+def raws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """Raw frame tables of the seven bundled face clips (the landmark stage, run once)."""
+    cache = tmp_path_factory.mktemp("cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", aupipe.AupipeWarning)
+        return {v.stem: raw_frames(v, cache) for v in VIDEOS}
+
+
+def known_codes(raw: pd.DataFrame) -> np.ndarray:
+    """Synthetic 'FACS codes' for AU12: a known, saturating monotone transform of the smile blendshape."""
+    smile = raw[["bs_mouthSmileLeft", "bs_mouthSmileRight"]].mean(axis=1).to_numpy()
+    return np.round(5.0 * (1.0 - np.exp(-3.0 * smile)), 3)
+
+
+def write_codes(folder: Path, raws: dict[str, pd.DataFrame], column: str = "AU12") -> Path:
+    folder.mkdir(exist_ok=True)
+    for stem, raw in raws.items():
+        codes = np.where(raw["face_found"], known_codes(raw), np.nan)
+        pd.DataFrame({"frame": raw["frame"] + 1, column: codes}).to_csv(folder / f"{stem}.csv", index=False)
+    return folder
+
+
+def test_shipped_calibration_loads_and_is_monotone() -> None:
+    shipped = calibration.load_calibration()
+    assert shipped.population is not None and "openface" in json.dumps(shipped.meta).lower()
+    fitted = {au: m for au, m in shipped.maps.items() if m.form != "hand"}
+    assert len(fitted) >= 5, "the fit chose the hand scales almost everywhere"
+    for au, m in fitted.items():
+        assert all(w >= 0 for w in m.weights), au
+        assert m.intercept <= 0, f"{au}: a neutral face must read 0"
+        if m.form == "ramp":
+            assert all(c >= 0 for c in m.ramp[:-1]), au
+    # monotone in every signal: raising any one signal never lowers the intensity
+    rng = np.random.default_rng(0)
+    for au, m in fitted.items():
+        base = rng.uniform(-0.05, 1.0, (200, len(m.signals)))
+        for j in range(len(m.signals)):
+            raised = base.copy()
+            raised[:, j] += 0.1
+            assert (calibration.apply_map(m, raised) >= calibration.apply_map(m, base) - 1e-9).all(), au
+
+
+def test_calibrate_recovers_a_known_monotone_transform(tmp_path: Path, raws: dict[str, pd.DataFrame], capsys) -> None:
+    reference = write_codes(tmp_path / "codes", raws)
+    out = tmp_path / "cal"
+    code = cli.main(["calibrate", *map(str, VIDEOS), "--reference", str(reference), "-o", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "AU12" in printed and "chosen" in printed
+    agreement = pd.read_csv(out / "agreement.csv")
+    chosen = agreement[agreement["chosen"]]
+    assert list(chosen["au"]) == ["AU12"] and chosen["form"].iloc[0] != "hand"
+    assert chosen["r"].iloc[0] > 0.97  # held out over clips
+    settings = aus.AuSettings(calibration=str(out), smooth=False)
+    for stem, raw in raws.items():
+        predicted = aus.compute_aus(raw, settings)[0]["AU12_r"].to_numpy()
+        truth = known_codes(raw)
+        face = np.isfinite(predicted)
+        assert np.corrcoef(predicted[face], truth[face])[0, 1] > 0.98, stem
+        assert np.abs(predicted[face] - truth[face]).mean() < 0.2, stem
+
+
+def test_run_uses_a_lab_calibration(tmp_path: Path, raws: dict[str, pd.DataFrame]) -> None:
+    out = tmp_path / "cal"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", aupipe.AupipeWarning)
+        aupipe.calibrate(VIDEOS, write_codes(tmp_path / "codes", raws), out)
+        lab = aupipe.analyze(clip("HAP"), au_calibration=out).frames["AU12_r"].to_numpy()
+        shipped = aupipe.analyze(clip("HAP")).frames["AU12_r"].to_numpy()
+    truth = known_codes(raws["1001_DFA_HAP_XX"])
+    face = np.isfinite(lab)
+    assert np.abs(lab[face] - truth[face]).mean() < np.abs(shipped[face] - truth[face]).mean()
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("out_of_range", "range"),
+        ("no_au", "AU"),
+        ("too_long", "frames"),
+        ("missing", "1001_DFA_ANG_XX"),
+    ],
+)
+def test_bad_reference_gets_one_line(tmp_path: Path, case: str, expected: str, capsys) -> None:
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    n = 61
+    for video in VIDEOS[:2]:
+        table = pd.DataFrame({"frame": np.arange(1, n + 1), "AU12": 1.0})
+        if case == "out_of_range":
+            table.loc[5, "AU12"] = 7.0
+        elif case == "no_au":
+            table = table.rename(columns={"AU12": "smile"})
+        elif case == "too_long":
+            table = pd.DataFrame({"frame": np.arange(1, 500), "AU12": 1.0})
+        table.to_csv(reference / f"{video.stem}.csv", index=False)
+    if case == "missing":
+        (reference / f"{VIDEOS[0].stem}.csv").unlink()
+    out = tmp_path / "out"
+    code = cli.main(["calibrate", *map(str, VIDEOS[:2]), "--reference", str(reference), "-o", str(out), "--quiet"])
+    assert code == 2
+    assert expected in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_calibrate_refuses_a_file_as_output_folder(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "taken.csv"
+    target.write_text("keep me\n")
+    code = cli.main(["calibrate", str(VIDEOS[0]), "--reference", str(tmp_path), "-o", str(target), "--quiet"])
+    assert code in (2, 4)
+    _one_error_line(capsys)
+    assert target.read_text() == "keep me\n"
+
+
+def test_run_with_a_missing_calibration_fails_before_any_output(tmp_path: Path, capsys) -> None:
+    windows = tmp_path / "w.csv"
+    code = cli.main(["run", str(clip("NEU")), "-o", str(windows), "--au-calibration", str(tmp_path / "nope"), "--quiet"])
+    assert code == 2
+    assert "calibration" in _one_error_line(capsys)
+    assert not windows.exists()
+
+
+def test_short_expressive_clip_leans_on_the_population_neutral(raws: dict[str, pd.DataFrame]) -> None:
+    hap = aus.compute_aus(raws["1001_DFA_HAP_XX"])[1]
+    assert hap is not None and hap.confidence < 0.5 and "population" in hap.source
+    neutral_range = aus.compute_aus(raws["1001_DFA_HAP_XX"], aus.AuSettings(neutral_range_s=(0.0, 2.0)))[1]
+    assert neutral_range is not None and "population" not in neutral_range.source
+    assert set(hap.table()["kind"]) == {"blendshape_au", "geometry", "blendshape"}
+
+
+def test_no_single_calibration_span_creates_a_d_level_au(raws: dict[str, pd.DataFrame]) -> None:
+    """Whatever span of a clip is taken as neutral, a face at the population neutral reads below D there."""
+    population = calibration.load_calibration().population
+    assert population is not None
+    for stem, raw in raws.items():
+        for start_s in (0.0, 0.5, 1.0):
+            settings = aus.AuSettings(neutral_range_s=(start_s, start_s + 0.5))
+            baseline = aus.compute_aus(raw, settings)[1]
+            assert baseline is not None
+            # the population-neutral face, measured against this baseline
+            face = raw.iloc[:1].copy()
+            for name in aus.MEASURES:
+                face[f"g_{name}"] = population.geometry[name]
+            for name in population.blendshape.index:
+                face[f"bs_{name}"] = population.blendshape[name]
+            intensity = aus.compute_aus(face, aus.AuSettings(smooth=False), baseline=baseline)[0]
+            assert float(intensity[aus.au_columns()].max(axis=1).iloc[0]) < 4.0, (stem, start_s)
