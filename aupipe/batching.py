@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -662,6 +663,10 @@ def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:
                 # the first table fixes the Parquet schema: text columns stay text even where all empty
                 for column in (c for c in text if c in table.columns):
                     table[column] = table[column].astype(object).where(table[column].notna(), None)
+                # a CSV column of whole numbers reads back as int64 (e.g. all-neutral windows: emotion_score 0)
+                counts = {c for c in empty.columns if empty[c].dtype.kind == "i"}
+                floats = [c for c in table.columns if table[c].dtype.kind == "i" and c not in counts]
+                table[floats] = table[floats].astype(np.float64)
                 writer.write(table)
         return writer.commit(empty)
     except BaseException:

@@ -33,7 +33,7 @@ from .errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "1d8bc4d2d066ade25162f351d3b95b2d746e64bad10e43600db9da6c99b546e6"
+CALIBRATION_SHA256 = "350bce6eb2af8891ff63a3e94d989270fec91370dc0ad66b980093ece8ed7217"
 FORMAT = "aupipe-au-calibration"
 FORMAT_VERSION = 1
 

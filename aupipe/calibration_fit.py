@@ -4,7 +4,8 @@
 label), learns the population neutral, then per AU cross-validates three forms over people —
 "hand" (the hand scales), "linear" (non-negative weights over the AU's own signals) and "ramp"
 (linear, then a monotone piecewise-linear curve) — keeps the best held-out one (it must beat
-the hand scales by ``min_gain``) and refits it on every person. ``calibrate`` runs it end to
+the hand scales' pooled r by ``min_gain`` without lowering their per-person r) and refits it on
+every person. ``calibrate`` runs it end to
 end on videos and reference files and writes ``OUT/au_calibration.json`` and ``OUT/agreement.csv``.
 """
 
@@ -22,7 +23,7 @@ import pandas as pd
 
 from . import agreement, aus
 from .calibration import (
-    CALIBRATION_FILE, RAMP_KNOTS, SIGNALS, AuCalibration, AuMap, Population, apply_map,
+    CALIBRATION_FILE, SIGNALS, AuCalibration, AuMap, Population, apply_map,
     ramp_basis, signal_values,
 )  # fmt: skip
 from .errors import InputError
@@ -33,11 +34,11 @@ MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face width
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    """min_gain: a fitted form must beat the hand scales' held-out score (mean of pooled r and the
-    median per-person r) by this much; max_folds: leave-one-person-out up to this many people,
+    """min_gain: a fitted form must beat the hand scales' held-out pooled r by this much without
+    lowering the median per-person r; max_folds: leave-one-person-out up to this many people,
     grouped folds beyond; min_frames: reference frames an AU needs before it is fitted."""
 
-    min_gain: float = 0.01
+    min_gain: float = 0.02
     max_folds: int = 40
     min_frames: int = 200
     aus: aus.AuSettings = dataclasses.field(default_factory=lambda: aus.AuSettings(calibration="hand"))
@@ -188,6 +189,22 @@ def predict(m: AuMap, feature: _Features, au: str) -> np.ndarray:
     return aus.smooth(values[:, None])[:, 0]
 
 
+def rows_of(rows: list[dict[str, object]], au: str, form: str) -> dict[str, object]:
+    """The agreement row of ``au`` and ``form``."""
+    return next(row for row in rows if row["au"] == au and row["form"] == form)
+
+
+def _beats(candidate: dict[str, object], incumbent: dict[str, object], margin: float) -> bool:
+    """A form wins when its held-out pooled r is higher by ``margin`` and its per-person r is not lower."""
+    r, person_r = float(candidate["r"]), float(candidate["person_r"])  # type: ignore[arg-type]
+    best_r, best_person_r = float(incumbent["r"]), float(incumbent["person_r"])  # type: ignore[arg-type]
+    if not (np.isfinite(r) and np.isfinite(person_r)):
+        return False
+    if not (np.isfinite(best_r) and np.isfinite(best_person_r)):
+        return True
+    return r >= best_r + margin and person_r >= best_person_r
+
+
 def _folds(people: list[str], max_folds: int) -> list[list[str]]:
     if len(people) <= max_folds:
         return [[p] for p in people]
@@ -212,7 +229,6 @@ def fit_calibration(
             if log:
                 log(f"{au}: {len(y)} coded frames with a face, too few or constant: hand scales kept")
             continue
-        scores: dict[str, float] = {}
         for form in FORMS:
             predicted: dict[str, list[np.ndarray]] = {"p": [], "r": [], "who": []}
             for held_out in _folds(people, settings.max_folds) if len(people) >= 3 else []:
@@ -230,12 +246,9 @@ def fit_calibration(
             else:
                 row = {"r": np.nan, "icc": np.nan, "f1": np.nan, "person_r": np.nan, "n_frames": 0}
             rows.append({"au": au, "form": form, **row})
-            scores[form] = float(np.nanmean([row["r"], row["person_r"]])) if np.isfinite([row["r"], row["person_r"]]).any() else np.nan
         best = "hand"
         for form in FORMS[1:]:
-            if np.isfinite(scores[form]) and scores[form] > max(scores[best] if np.isfinite(scores[best]) else -1, -1) + (
-                settings.min_gain if best == "hand" else 0.0
-            ):
+            if _beats(rows_of(rows, au, form), rows_of(rows, au, best), settings.min_gain if best == "hand" else 0.0):
                 best = form
         if len(people) < 3:
             best = "ramp"  # nothing to cross-validate on: trust the data (said in the log)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import aus, landmarks, mapping, normalize, spotting, video, windows
+from . import aus, landmarks, mapping, normalize, speech, spotting, video, windows
 from ._native import quiet_native_stderr
 from .errors import AupipeError, AupipeWarning
 from .output import AtomicCsvWriter, AtomicParquetWriter, format_of, open_writer
@@ -168,6 +168,7 @@ class StreamState:
     windows: windows.WindowState = field(default_factory=windows.WindowState)
     external_aus: pd.DataFrame | None = None  # per-frame AUs of an external backend (py-feat)
     spotting: spotting.SpottingState = field(default_factory=spotting.SpottingState)  # a bounded tail of frames
+    speech: speech.SpeechState = field(default_factory=speech.SpeechState)  # ~1 s of look-ahead for ``speaking``
 
 
 def initial_state(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> StreamState:
@@ -195,6 +196,7 @@ def advance(
     passed in is not changed, so an interrupted caller can always flush from the last state.
     """
     rows, au_state = aus.step(state.au, raw, settings.aus, final=final, baseline=baseline)
+    rows, speech_state = speech.step(state.speech, rows if len(rows) else None, final=final)
     rows = order_columns(rows) if len(rows) else _frame_table_empty_cached(settings).iloc[0:0]
     if settings.au_backend == "pyfeat" and len(rows):
         rows = _pyfeat_aus(rows, state)
@@ -204,7 +206,7 @@ def advance(
         events, spot_state = spotting.step(
             state.spotting, rows if len(rows) else None, settings.spotting, final=final, emotion_map=emotion_map
         )
-    new_state = StreamState(au_state, window_state, state.external_aus, spot_state)
+    new_state = StreamState(au_state, window_state, state.external_aus, spot_state, speech_state)
     return Chunk(rows, label_windows(done, emotion_map), events), new_state
 
 
@@ -281,7 +283,7 @@ def _frame_table_empty_cached(settings: PipelineSettings) -> pd.DataFrame:
 def frame_table_empty(settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
     """A frame table with all columns (AUs included) and no rows."""
     raw = frame_table(landmarks.empty_batch(), settings)
-    au_columns = pd.DataFrame(columns=[*aus.au_columns(), *aus.presence_columns()], dtype=float)
+    au_columns = pd.DataFrame(columns=[*aus.au_columns(), *aus.presence_columns(), *speech.OUTPUT_COLUMNS], dtype=float)
     return order_columns(pd.concat([raw, au_columns], axis=1))
 
 

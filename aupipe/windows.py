@@ -5,7 +5,8 @@ frame's time, so windows do not depend on the frame rate. A frame belongs to a w
 presentation time falls inside. Per window and per AU: ``peak`` (max), ``mean`` and ``rise``
 (peak minus the first valid value in the window), so a 2-3 frame event stays visible in
 ``peak`` and ``rise`` even when ``mean`` dilutes it. Frames without a face are left out of the
-statistics and counted in ``face_coverage``.
+statistics and counted in ``face_coverage``. When the frames have aupipe.speech's ``speaking``
+column, each window also gets ``speaking``: the share of its face frames that are speaking.
 
 Streaming: ``step`` takes the frames seen so far in chunks and returns the windows that are
 complete, plus a small state (the frames still needed); memory stays bounded by one window.
@@ -117,11 +118,24 @@ def _table(
         "n_frames": last - first,
         "face_coverage": coverage,
     }
+    if "speaking" in frames.columns:  # aupipe.speech's per-frame column
+        data["speaking"] = _speaking_share(frames, first, last)
     for j, column in enumerate(columns):
         base = column[: -len("_r")]
         for stat in STATS:
             data[f"{base}_{stat}"] = stats[stat][:, j]
     return pd.DataFrame(data)
+
+
+def _speaking_share(frames: pd.DataFrame, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Per window [first, last) (row indices): share of its face frames with ``speaking`` 1.0;
+    NaN where the window has no face frame."""
+    face = frames["face_found"].to_numpy(dtype=bool)
+    speaking = face & (frames["speaking"].to_numpy(dtype=np.float64) == 1.0)
+    faces = np.concatenate([[0], np.cumsum(face)])
+    talking = np.concatenate([[0], np.cumsum(speaking)])
+    n_face = faces[last] - faces[first]
+    return np.where(n_face > 0, (talking[last] - talking[first]) / np.maximum(n_face, 1), np.nan)
 
 
 def step(

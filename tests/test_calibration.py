@@ -46,7 +46,7 @@ def test_shipped_calibration_loads_and_is_monotone() -> None:
     shipped = calibration.load_calibration()
     assert shipped.population is not None and "openface" in json.dumps(shipped.meta).lower()
     fitted = {au: m for au, m in shipped.maps.items() if m.form != "hand"}
-    assert len(fitted) >= 5, "the fit chose the hand scales almost everywhere"
+    assert {"AU12", "AU14"} <= set(fitted), "the fit dropped the AUs that held up on held-out people"
     for au, m in fitted.items():
         assert all(w >= 0 for w in m.weights), au
         assert m.intercept <= 0, f"{au}: a neutral face must read 0"
