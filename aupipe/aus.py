@@ -368,10 +368,8 @@ def estimate_baseline(
     counts as neutral. Otherwise the least expressive ``neutral_fraction`` of the face frames
     (lowest sum of blendshape AUs; speech AUs 25/26 and blinks left out) are taken. The person's
     neutral = their median. With a calibrated population neutral (``AuSettings.calibration``) it
-    is then shrunk towards the population: weight = seconds / (seconds + ``neutral_half_s``)
-    times how relaxed the chosen frames are (1 for a given neutral), and no measure moves further
-    than ``max_shift_sd`` between-person SDs or ``max_shift_level`` of any AU from the population;
-    the weight is the baseline's ``confidence``. Blendshape-AU offsets are capped at
+    is then shrunk towards the population (``_shrunk``): confidence = seconds / (seconds +
+    ``neutral_half_s``) times how relaxed the chosen frames are; a given neutral is not shrunk. Blendshape-AU offsets are capped at
     ``max_resting_offset``. No face at all -> the population's (or canonical face's) neutral.
     ``blendshapes``: the raw (n, 52) scores, named as ``BLENDSHAPE_NAMES``; ``population``
     replaces the calibration's population neutral (fitting a calibration).
