@@ -233,6 +233,7 @@ def calibrate(
     kind: str = "auto",
     groups: str | Path | dict[str, str] | None = None,
     cache_dir: str | Path | None = None,
+    keep_hand: tuple[str, ...] = (),
     log: Any = None,
 ) -> CalibrationResult:
     """Fit aupipe's per-AU calibration to a lab's reference codes and write it to ``out_dir``.
@@ -241,15 +242,21 @@ def calibrate(
     file stem) or one CSV for one video: FACS codes (``frame`` or ``time_s``, ``AUxx`` 0-5 or
     A-E), OpenFace (``AUxx_r``) or py-feat (``AUxx`` 0-1); ``kind`` forces one. groups: a CSV
     ``video,person`` (or a dict stem -> person) naming videos of the same person; held-out
-    agreement is person-grouped. ``cache_dir`` keeps the landmark tables for refits; ``log``
-    gets progress lines. Returns ``CalibrationResult`` (``.calibration``, ``.agreement``:
+    agreement is person-grouped. ``cache_dir`` keeps the landmark tables for refits;
+    ``keep_hand``: AUs (``"AU04"``...) whose reference you do not trust, reported but left on
+    the hand scales; ``log`` gets progress lines. Returns ``CalibrationResult`` (``.calibration``, ``.agreement``:
     held-out r, ICC(3,1), presence F1 and per-person r per AU and form). Bad reference files
     raise ``InputError`` with one line. See docs/aus.md.
     """
+    from .aus import AU_NAMES
+    from .calibration_fit import CalibrationSettings
     from .calibration_fit import calibrate as fit
 
+    unknown = [au for au in keep_hand if au not in AU_NAMES]
+    if unknown:
+        raise InputError(f"keep_hand: unknown AU {unknown[0]!r}; use names like AU04 ({', '.join(AU_NAMES)})")
     items = [videos] if isinstance(videos, str | Path) else list(videos)
-    return fit(items, reference, out_dir, kind, groups, cache_dir, log=log)
+    return fit(items, reference, out_dir, kind, groups, cache_dir, CalibrationSettings(keep_hand=tuple(keep_hand)), log)
 
 
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:

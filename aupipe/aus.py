@@ -134,7 +134,8 @@ class AuSettings:
     neutral_half_s: seconds of face in the calibration span at which an estimated neutral
         gets half its weight against the population neutral (short clips lean on the population).
     max_shift_sd: how far (in between-person SDs) a person's neutral signal may sit from the
-        population's.
+        population's. unsure_geometry / unsure_blendshape: how much expression an unsure neutral
+        may hold, as a multiple of each measure's FACS-E displacement / in blendshape scores.
     """
 
     gain: float = 5.0
@@ -148,6 +149,8 @@ class AuSettings:
     calibration: str | None = None
     neutral_half_s: float = 1.0
     max_shift_sd: float = 2.5
+    unsure_geometry: float = 0.5
+    unsure_blendshape: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -422,9 +425,9 @@ def estimate_baseline(
     confidence = duration * relaxed
     trust = 1.0 if given else confidence
     e_levels = pd.Series({m: MEASURE_E_LEVELS[m.removesuffix("_left").removesuffix("_right")] for m in MEASURES})
-    geometry = _shrunk(geometry[list(MEASURES)], population.geometry[list(MEASURES)], population.spread, e_levels, trust, settings)
+    geometry = _shrunk(geometry[list(MEASURES)], population.geometry[list(MEASURES)], population.spread, settings.unsure_geometry * e_levels, trust, settings)
     names = list(BLENDSHAPE_NAMES)
-    raw = _shrunk(raw[names], population.blendshape[names], population.spread, pd.Series(0.3, index=names), trust, settings)
+    raw = _shrunk(raw[names], population.blendshape[names], population.spread, pd.Series(settings.unsure_blendshape, index=names), trust, settings)
     offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=settings.max_resting_offset)
     label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label
     return Baseline(offsets, geometry, label, int(chosen.sum()), raw, round(confidence, 3))

@@ -33,7 +33,7 @@ from .errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "350bce6eb2af8891ff63a3e94d989270fec91370dc0ad66b980093ece8ed7217"
+CALIBRATION_SHA256 = "b4b09a211e32778d39250107321523fe75ef9430b4f436f6167f9bdf1df830d8"
 FORMAT = "aupipe-au-calibration"
 FORMAT_VERSION = 1
 

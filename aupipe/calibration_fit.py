@@ -36,11 +36,13 @@ MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face width
 class CalibrationSettings:
     """min_gain: a fitted form must beat the hand scales' held-out pooled r by this much without
     lowering the median per-person r; max_folds: leave-one-person-out up to this many people,
-    grouped folds beyond; min_frames: reference frames an AU needs before it is fitted."""
+    grouped folds beyond; min_frames: reference frames an AU needs before it is fitted; keep_hand:
+    AUs whose reference is known to be unreliable: cross-validated and reported, never fitted."""
 
     min_gain: float = 0.02
     max_folds: int = 40
     min_frames: int = 200
+    keep_hand: tuple[str, ...] = ()
     aus: aus.AuSettings = dataclasses.field(default_factory=lambda: aus.AuSettings(calibration="hand"))
 
 
@@ -250,7 +252,11 @@ def fit_calibration(
         for form in FORMS[1:]:
             if _beats(rows_of(rows, au, form), rows_of(rows, au, best), settings.min_gain if best == "hand" else 0.0):
                 best = form
-        if len(people) < 3:
+        if au in settings.keep_hand:
+            best = "hand"
+            if log:
+                log(f"{au}: kept on the hand scales (keep_hand)")
+        elif len(people) < 3:
             best = "ramp"  # nothing to cross-validate on: trust the data (said in the log)
             if log:
                 log(f"{au}: fewer than 3 people, no held-out check; fitted ramp kept")

@@ -65,6 +65,10 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:  # type: ignor
         help="CSV video,person: videos of the same person (held-out agreement is person-grouped; default: one person per video)",
     )  # fmt: skip
     calibrate.add_argument("--cache", metavar="DIR", help="keep the landmark stage's tables here for refits")
+    calibrate.add_argument(
+        "--keep-hand", metavar="AU,AU", default="",
+        help="AUs whose reference you do not trust: reported, but kept on the hand scales (e.g. AU04)",
+    )  # fmt: skip
     calibrate.add_argument("--quiet", action="store_true", help="print only the agreement table")
 
 
@@ -298,9 +302,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration_fit import agreement_text
 
     log = None if args.quiet else (lambda line: print(f"aupipe: {line}", file=sys.stderr))
+    keep_hand = tuple(au.strip().upper() for au in args.keep_hand.split(",") if au.strip())
     result = aupipe.calibrate(
-        args.videos, args.reference, args.output, kind=args.kind, groups=args.groups, cache_dir=args.cache, log=log
-    )
+        args.videos, args.reference, args.output, kind=args.kind, groups=args.groups, cache_dir=args.cache,
+        keep_hand=keep_hand, log=log,
+    )  # fmt: skip
     print(agreement_text(result.agreement))
     print(f"aupipe: calibration -> {result.out_dir}; use it with: aupipe run VIDEO --au-calibration {result.out_dir}",
           file=sys.stderr)  # fmt: skip

@@ -34,7 +34,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from aupipe import agreement, aus, references, video  # noqa: E402
 from aupipe.errors import AupipeWarning  # noqa: E402
-from fit_au_calibration import LEFT_OUT, person_groups  # noqa: E402
+from fit_au_calibration import KEEP_HAND, LEFT_OUT, person_groups  # noqa: E402
 
 #: The AUs both OpenFace 2.2 (``AUxx_r``) and aupipe report.
 AUS: tuple[str, ...] = tuple(f"AU{n:02d}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26))
@@ -65,15 +64,7 @@ FIXED: dict[str, str | None] = {"hand": "hand", "shipped": None}
 FORM_LETTER = {"hand": "H", "linear": "L", "ramp": "R"}
 
 
-def fit_module() -> ModuleType:
-    """The calibration-fitting module (``aupipe.calibration_fit``; ``aupipe.calibrate`` before the rename)."""
-    try:
-        return importlib.import_module("aupipe.calibration_fit")
-    except ModuleNotFoundError:
-        return importlib.import_module("aupipe.calibrate")
-
-
-FIT = fit_module()
+FIT = importlib.import_module("aupipe.calibration_fit")
 
 
 @contextmanager
@@ -147,7 +138,7 @@ def held_out(
     form each fold chose (H hand, L linear, R ramp)."""
     predicted: dict[str, pd.DataFrame] = {}
     forms: dict[str, str] = {au: "" for au in AUS}
-    settings = FIT.CalibrationSettings(max_folds=INNER_FOLDS)
+    settings = FIT.CalibrationSettings(max_folds=INNER_FOLDS, keep_hand=KEEP_HAND)
     for i, fold in enumerate(outer_folds({v.person for v in videos}, n_folds)):
         start = time.perf_counter()
         train = [v for v in videos if v.person not in fold]

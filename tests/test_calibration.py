@@ -173,3 +173,19 @@ def test_no_single_calibration_span_creates_a_d_level_au(raws: dict[str, pd.Data
                 face[f"bs_{name}"] = population.blendshape[name]
             intensity = aus.compute_aus(face, aus.AuSettings(smooth=False), baseline=baseline)[0]
             assert float(intensity[aus.au_columns()].max(axis=1).iloc[0]) < 4.0, (stem, start_s)
+
+
+def test_keep_hand_reports_but_does_not_fit(tmp_path: Path, raws: dict[str, pd.DataFrame], capsys) -> None:
+    reference = write_codes(tmp_path / "codes", raws)
+    out = tmp_path / "cal"
+    code = cli.main(["calibrate", *map(str, VIDEOS), "--reference", str(reference), "-o", str(out), "--quiet",
+                     "--keep-hand", "au12"])  # fmt: skip
+    assert code == 0
+    agreement = pd.read_csv(out / "agreement.csv")
+    assert set(agreement["form"]) == {"hand", "linear", "ramp"}  # still cross-validated and reported
+    assert agreement.loc[agreement["chosen"], "form"].tolist() == ["hand"]
+    assert calibration.load_calibration(str(out)).maps["AU12"].form == "hand"
+    capsys.readouterr()
+    code = cli.main(["calibrate", str(VIDEOS[0]), "--reference", str(reference), "-o", str(tmp_path / "x"),
+                     "--keep-hand", "AU99"])  # fmt: skip
+    assert code == 2 and "AU99" in _one_error_line(capsys)
