@@ -427,8 +427,10 @@ def estimate_baseline(
     e_levels = pd.Series({m: MEASURE_E_LEVELS[m.removesuffix("_left").removesuffix("_right")] for m in MEASURES})
     geometry = _shrunk(geometry[list(MEASURES)], population.geometry[list(MEASURES)], population.spread, settings.unsure_geometry * e_levels, trust, settings)
     names = list(BLENDSHAPE_NAMES)
+    texture = raw.drop(index=names)  # appearance: the person's own, there is no population texture
     raw = _shrunk(raw[names], population.blendshape[names], population.spread, pd.Series(settings.unsure_blendshape, index=names), trust, settings)
     offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=settings.max_resting_offset)
+    raw = pd.concat([raw, texture])
     label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label
     return Baseline(offsets, geometry, label, int(chosen.sum()), raw, round(confidence, 3))
 
@@ -548,12 +550,14 @@ def _calibration_frames(frames: pd.DataFrame, settings: AuSettings) -> pd.DataFr
 def signals(
     frames: pd.DataFrame, settings: AuSettings = AuSettings()
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Blendshape AU intensities, geometric measures and raw blendshape scores (named as
-    ``BLENDSHAPE_NAMES``) of frame rows with ``bs_*`` and ``g_*`` columns."""
+    """Blendshape AU intensities, geometric measures and the raw signals of frame rows with
+    ``bs_*`` and ``g_*`` columns: blendshape scores (named as ``BLENDSHAPE_NAMES``) plus the
+    appearance textures (``a_*``, ``aupipe.appearance``) where the rows have them."""
     blendshapes = frames[[f"bs_{name}" for name in BLENDSHAPE_NAMES]].set_axis(list(BLENDSHAPE_NAMES), axis=1)
     measures = frames[[f"g_{name}" for name in MEASURES]].set_axis(list(MEASURES), axis=1)
     bs_au = blendshape_intensity(blendshapes.to_numpy(dtype=np.float64), settings).set_axis(frames.index)
-    return bs_au, measures, blendshapes.astype(np.float64)
+    texture = frames[[c for c in frames.columns if c.startswith("a_")]]
+    return bs_au, measures, pd.concat([blendshapes, texture], axis=1).astype(np.float64)
 
 
 def step(

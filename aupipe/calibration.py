@@ -33,7 +33,7 @@ from .errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "b4b09a211e32778d39250107321523fe75ef9430b4f436f6167f9bdf1df830d8"
+CALIBRATION_SHA256 = "1a0cf1512bd1c3b757bcfc1d7478e1847c59a5d59705042379d158b9548cbf50"
 FORMAT = "aupipe-au-calibration"
 FORMAT_VERSION = 1
 
@@ -42,23 +42,31 @@ RAMP_KNOTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 
 #: Candidate signals per AU: ``bs:NAME`` blendshape score, ``bsd:NAME`` the same minus the
 #: person's neutral, ``g:+MEASURE`` / ``g:-MEASURE`` a geometric measure's change from the
-#: neutral (sign: the AU's direction), ``hand`` the hand-scaled intensity. A blendshape stem
-#: with ``Left``/``Right`` variants and a measure with ``_left``/``_right`` variants are sided.
+#: neutral (sign: the AU's direction), ``a:KIND_REGION`` a region's texture (``aupipe.appearance``)
+#: and ``ad:`` its change from the neutral, ``hand`` the hand-scaled intensity. A blendshape stem
+#: with ``Left``/``Right`` variants and a measure or region with ``_left``/``_right`` ones are sided.
 SIGNALS: dict[str, tuple[str, ...]] = {
-    "AU01": ("hand", "bs:browInnerUp", "bsd:browInnerUp", "g:+brow_inner_y", "bsd:browOuterUp"),
-    "AU02": ("hand", "bs:browOuterUp", "bsd:browOuterUp", "g:+brow_outer_y", "bsd:browInnerUp"),
-    "AU04": ("hand", "bs:browDown", "bsd:browDown", "g:-brow_y", "g:-brow_inner_x"),
+    "AU01": ("hand", "bs:browInnerUp", "bsd:browInnerUp", "g:+brow_inner_y", "bsd:browOuterUp", "ad:gy_forehead"),
+    "AU02": ("hand", "bs:browOuterUp", "bsd:browOuterUp", "g:+brow_outer_y", "bsd:browInnerUp", "ad:gy_forehead"),
+    "AU04": ("hand", "bs:browDown", "bsd:browDown", "g:-brow_y", "g:-brow_inner_x", "a:gy_glabella", "ad:gy_glabella",
+             "a:gx_glabella", "ad:gx_glabella"),
     "AU05": ("hand", "bs:eyeWide", "bsd:eyeWide", "g:+upper_lid_y", "g:+eye_aperture"),
-    "AU06": ("hand", "bs:cheekSquint", "bsd:cheekSquint", "g:+cheek_y", "bs:eyeSquint", "g:+lower_lid_y"),
-    "AU07": ("hand", "bs:eyeSquint", "bsd:eyeSquint", "g:+lower_lid_y", "g:-eye_aperture"),
-    "AU09": ("hand", "bs:noseSneer", "bsd:noseSneer", "g:+nose_wing_y"),
-    "AU10": ("hand", "bs:mouthUpperUp", "bsd:mouthUpperUp", "g:+upper_lip_y", "bsd:noseSneer"),
-    "AU12": ("hand", "bs:mouthSmile", "bsd:mouthSmile", "g:+corner_y", "g:+corner_x"),
-    "AU14": ("hand", "bs:mouthDimple", "bsd:mouthDimple", "g:+corner_x", "bs:mouthPress", "bsd:mouthPress"),
+    "AU06": ("hand", "bs:cheekSquint", "bsd:cheekSquint", "g:+cheek_y", "bs:eyeSquint", "g:+lower_lid_y",
+             "ad:gy_lower_lid"),
+    "AU07": ("hand", "bs:eyeSquint", "bsd:eyeSquint", "g:+lower_lid_y", "g:-eye_aperture", "a:gy_lower_lid"),
+    "AU09": ("hand", "bs:noseSneer", "bsd:noseSneer", "g:+nose_wing_y", "ad:gy_nasal_root"),
+    "AU10": ("hand", "bs:mouthUpperUp", "bsd:mouthUpperUp", "g:+upper_lip_y", "bsd:noseSneer", "a:gx_nasolabial",
+             "ad:gx_nasolabial"),
+    "AU12": ("hand", "bs:mouthSmile", "bsd:mouthSmile", "g:+corner_y", "g:+corner_x", "a:gy_nasolabial",
+             "ad:gy_nasolabial"),
+    "AU14": ("hand", "bs:mouthDimple", "bsd:mouthDimple", "g:+corner_x", "bs:mouthPress", "bsd:mouthPress",
+             "a:gy_corner", "ad:gy_corner"),
     "AU15": ("hand", "bs:mouthFrown", "bsd:mouthFrown", "g:-corner_y"),
-    "AU17": ("hand", "bs:mouthShrugLower", "bsd:mouthShrugLower", "g:+chin_y", "bsd:mouthShrugUpper"),
+    "AU17": ("hand", "bs:mouthShrugLower", "bsd:mouthShrugLower", "g:+chin_y", "bsd:mouthShrugUpper", "a:gx_chin",
+             "ad:gx_chin"),
     "AU20": ("hand", "bs:mouthStretch", "bsd:mouthStretch", "g:+corner_x"),
-    "AU23": ("hand", "bs:mouthPress", "bsd:mouthPress", "bsd:mouthRollLower", "bsd:mouthRollUpper", "g:-lip_thickness"),
+    "AU23": ("hand", "bs:mouthPress", "bsd:mouthPress", "bsd:mouthRollLower", "bsd:mouthRollUpper", "g:-lip_thickness",
+             "ad:gy_chin"),
     "AU24": ("hand", "bs:mouthPress", "bsd:mouthPress", "g:-lip_thickness"),
     "AU25": ("hand", "bs:jawOpen", "bsd:mouthLowerDown", "g:+lip_gap", "bs:mouthLowerDown"),
     "AU26": ("hand", "bs:jawOpen", "bsd:jawOpen", "g:-jaw_y"),
@@ -206,13 +214,21 @@ def signal_values(
 ) -> np.ndarray:  # fmt: skip
     """One signal (n,) for ``side`` ("left", "right" or None = the mean of both sides).
 
-    blendshapes: (n, 52) raw scores named as MediaPipe (``mouthSmileLeft``...); measures: (n, k)
+    blendshapes: (n, 52+) raw scores named as MediaPipe (``mouthSmileLeft``...) and appearance
+    textures (``a_gx_glabella``...); measures: (n, k)
     ``aus.MEASURES``; neutral_*: the person's neutral of both; hand: hand-scaled ``au_columns()``.
     """
     kind, stem, sign = _parse(name)
     if kind == "hand":
         column = f"{au}_{side}_r" if side and f"{au}_{side}_r" in hand.columns else f"{au}_r"
         return hand[column].to_numpy(dtype=np.float64)
+    if kind in ("a", "ad"):
+        sided = f"a_{stem}_left" in blendshapes.columns
+        names = ([f"a_{stem}_{side}"] if side else [f"a_{stem}_left", f"a_{stem}_right"]) if sided else [f"a_{stem}"]
+        value = blendshapes[names].to_numpy(dtype=np.float64).mean(axis=1)
+        if kind == "ad":
+            value = value - float(np.mean([neutral_blendshape.get(n, np.nan) for n in names]))
+        return value
     if kind in ("bs", "bsd"):
         sided = f"{stem}Left" in blendshapes.columns
         names = ([f"{stem}{side.title()}"] if side else [f"{stem}Left", f"{stem}Right"]) if sided else [stem]

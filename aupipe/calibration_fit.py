@@ -29,6 +29,8 @@ from .calibration import (
 from .errors import InputError
 
 FORMS: tuple[str, ...] = ("hand", "linear", "ramp")
+#: Bumped whenever the raw frame table's columns change (cached tables of another version are not reused).
+FRAME_FEATURES = 2
 MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face widths, or 0-5)
 
 
@@ -294,7 +296,7 @@ def raw_frames(video: Path, cache_dir: Path | None = None) -> pd.DataFrame:
     settings = PipelineSettings(include_landmarks=False)
     target = None
     if cache_dir is not None:
-        target = Path(cache_dir) / f"{_file_digest(video)[:24]}-{_version()}.parquet"
+        target = Path(cache_dir) / f"{_file_digest(video)[:24]}-{_version()}-f{FRAME_FEATURES}.parquet"
         if target.exists():
             return pd.read_parquet(target)
     table = pd.concat(list(stream_frames(video, settings)), ignore_index=True)

@@ -59,7 +59,8 @@ class LandmarkBatch:
 
     frame (n,) int; time_ms (n,) float; face_found (n,) bool;
     landmarks_px (n, 478, 3) float32; blendshapes (n, 52) float32;
-    transform (n, 4, 4) float32; face_box_px (n, 4) float32 as x, y, width, height.
+    transform (n, 4, 4) float32; face_box_px (n, 4) float32 as x, y, width, height;
+    appearance (n, len(appearance.NAMES)) float32 region textures (None: not measured).
     """
 
     frame: np.ndarray
@@ -69,6 +70,7 @@ class LandmarkBatch:
     blendshapes: np.ndarray
     transform: np.ndarray
     face_box_px: np.ndarray
+    appearance: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -149,6 +151,10 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
     ``last_timestamp_ms`` is the integer timestamp given for the previous frame; MediaPipe
     needs strictly increasing ones, so equal milliseconds are nudged forward by 1.
     """
+    from .appearance import NAMES as APPEARANCE_NAMES
+    from .appearance import region_texture
+    from .normalize import face_width
+
     mp = import_mediapipe()
     frame_list = list(frames)
     n = len(frame_list)
@@ -156,6 +162,7 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
     blendshapes = np.full((n, len(BLENDSHAPE_NAMES)), np.nan, dtype=np.float32)
     transform = np.full((n, 4, 4), np.nan, dtype=np.float32)
     found = np.zeros(n, dtype=bool)
+    appearance = np.full((n, len(APPEARANCE_NAMES)), np.nan, dtype=np.float32)
     timestamp = last_timestamp_ms
     for row, frame in enumerate(frame_list):
         timestamp = max(int(round(frame.time_ms)), timestamp + 1)
@@ -167,6 +174,7 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
         found[row] = True
         points = result.face_landmarks[0]
         landmarks[row] = [(p.x * width, p.y * height, p.z * width) for p in points]
+        appearance[row] = region_texture(frame.rgb, landmarks[row], float(face_width(landmarks[row][None])[0]))
         if result.face_blendshapes:
             blendshapes[row] = [c.score for c in result.face_blendshapes[0]]
         if result.facial_transformation_matrixes:
@@ -184,4 +192,5 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
         blendshapes=blendshapes,
         transform=transform,
         face_box_px=face_box,
+        appearance=appearance,
     )

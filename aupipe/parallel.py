@@ -139,9 +139,13 @@ def _span_job(path: str, index: int, span: Span, settings: PipelineSettings) -> 
     return rows
 
 
-def _shutdown(executor: ProcessPoolExecutor, futures: dict[int, Future[int]]) -> None:
-    """Stop the pool; workers still busy (the run was stopped or failed) are terminated, not awaited."""
-    busy = any(not future.done() for future in futures.values())
+def _shutdown(executor: ProcessPoolExecutor, futures: dict[int, Future[int]], complete: bool) -> None:
+    """Stop the pool; workers still busy (the run was stopped or failed) are terminated, not awaited.
+
+    ``complete``: every span's tables were read. Otherwise a worker whose job is done may still
+    hold tables the parent never read: it cannot exit until its queue's pipe drains, so waiting
+    for it would hang; it is terminated too."""
+    busy = not complete or any(not future.done() for future in futures.values())
     processes = dict(getattr(executor, "_processes", None) or {})  # shutdown() drops this reference
     executor.shutdown(wait=not busy, cancel_futures=True)
     if busy:
@@ -224,7 +228,7 @@ def stream_frames_parallel(
                     buffered[index].append(table)
                     bar.update(len(table))
     finally:
-        _shutdown(executor, futures)
+        _shutdown(executor, futures, complete=current >= len(spans))
         results.close()
         results.cancel_join_thread()
     _warn_coverage(path, faces, total)

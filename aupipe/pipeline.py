@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import aus, landmarks, mapping, normalize, speech, spotting, video, windows
+from . import appearance, aus, landmarks, mapping, normalize, speech, spotting, video, windows
 from ._native import quiet_native_stderr
 from .errors import AupipeError, AupipeWarning
 from .output import AtomicCsvWriter, AtomicParquetWriter, format_of, open_writer
@@ -95,6 +95,9 @@ def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = Pip
         data[f"g_{name}"] = measures[name].to_numpy()
     for j, name in enumerate(landmarks.BLENDSHAPE_NAMES):
         data[f"bs_{name}"] = batch.blendshapes[:, j]
+    texture = batch.appearance if batch.appearance is not None else np.full((len(batch), len(appearance.NAMES)), np.nan)
+    for j, name in enumerate(appearance.NAMES):
+        data[f"a_{name}"] = texture[:, j]
     if settings.include_landmarks:
         for axis, letter in enumerate("xyz"):
             for i in range(landmarks.N_LANDMARKS):
@@ -105,7 +108,7 @@ def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = Pip
 def order_columns(frames: pd.DataFrame) -> pd.DataFrame:
     """Frame table in documented order: ids and pose, AUs (``_r``, sided, ``_c``), the rest."""
     au_first = [c for c in (*aus.au_columns(), *aus.presence_columns()) if c in frames.columns]
-    head = [c for c in frames.columns if not (c.startswith(("g_", "bs_")) or c[:2] in ("x_", "y_", "z_"))]
+    head = [c for c in frames.columns if not (c.startswith(("g_", "bs_", "a_")) or c[:2] in ("x_", "y_", "z_"))]
     head = [c for c in head if c not in au_first]
     tail = [c for c in frames.columns if c not in head and c not in au_first]
     return frames[head + au_first + tail]
