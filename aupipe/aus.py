@@ -4,9 +4,11 @@
 ``AU12_r`` (intensity, both sides), ``AU12_left_r`` / ``AU12_right_r`` (the person's own left
 and right side, for AUs that can be one-sided). Frames without a face are NaN.
 
-Estimator: MediaPipe's blendshape scores (0..1, a learned appearance model) through the
-FACS-grounded table ``BLENDSHAPE_AUS``: each AU is the mean of the blendshapes of its muscle
-action, scaled by ``gain`` to the 0-5 scale. Everything is vectorised over frames.
+Estimator: the hand scales — MediaPipe's blendshape scores (0..1) through the FACS-grounded table
+``BLENDSHAPE_AUS`` mixed with geometric measures of the normalised mesh, both relative to the
+person's neutral (``estimate_baseline``, shrunk towards a population neutral) — then, per AU,
+the fitted monotone map of ``aupipe.calibration`` where one beat the hand scales on held-out
+people. Everything is vectorised over frames (docs/aus.md).
 """
 
 from __future__ import annotations
