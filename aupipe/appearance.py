@@ -10,7 +10,7 @@ folds) divided by the patch's mean grey level, so lighting and contrast changes 
 
 Columns ``a_gx_<region>`` / ``a_gy_<region>`` (dimensionless, >= 0; NaN without face). Sided
 regions end in ``_left`` / ``_right``, the person's own sides, like the geometric measures.
-About 0.5 ms per frame (10 patches of 24 x 24 pixels), a few per cent of the landmark stage.
+About 0.2 ms per frame (10 patches of 24 x 24 pixels): 2-3 % of the landmark stage at 720p.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 
 #: Appearance column names (without the ``a_`` prefix), in order.
 NAMES: tuple[str, ...] = tuple(f"{kind}_{region}" for region in REGIONS for kind in ("gx", "gy"))
+_CENTRES = [np.array(ids) for ids, _, _ in REGIONS.values()]
+_SIZES = [(width, height) for _, width, height in REGIONS.values()]
 
 
 def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: float) -> np.ndarray:
@@ -46,15 +48,16 @@ def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: flo
     cos, sin = np.cos(angle), np.sin(angle)
     out = np.empty(len(NAMES), dtype=np.float32)
     half = np.array([PATCH_PX / 2.0, PATCH_PX / 2.0])
-    for k, (ids, width, height) in enumerate(REGIONS.values()):
-        centre = landmarks_px[list(ids), :2].mean(axis=0)
+    area = float(PATCH_PX * PATCH_PX)
+    for k, (ids, (width, height)) in enumerate(zip(_CENTRES, _SIZES, strict=True)):
+        centre = landmarks_px[ids, :2].sum(axis=0) / len(ids)
         scale_x, scale_y = width * face_width_px / PATCH_PX, height * face_width_px / PATCH_PX
         affine = np.array([[cos * scale_x, -sin * scale_y, 0.0], [sin * scale_x, cos * scale_y, 0.0]])
         affine[:, 2] = centre - affine[:, :2] @ half  # patch (u, v) -> image (x, y)
         patch = cv2.warpAffine(rgb, affine, (PATCH_PX, PATCH_PX), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
         grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        level = float(grey.mean()) + 1.0
-        out[2 * k] = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)).mean() / level
-        out[2 * k + 1] = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)).mean() / level
+        level = (cv2.norm(grey, cv2.NORM_L1) / area + 1.0) * area  # (mean grey level + 1) x area
+        out[2 * k] = cv2.norm(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.NORM_L1) / level
+        out[2 * k + 1] = cv2.norm(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3), cv2.NORM_L1) / level
     return out

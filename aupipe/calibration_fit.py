@@ -30,7 +30,7 @@ from .errors import InputError
 
 FORMS: tuple[str, ...] = ("hand", "linear", "ramp")
 #: Bumped whenever the raw frame table's columns change (cached tables of another version are not reused).
-FRAME_FEATURES = 2
+FRAME_FEATURES = 3
 MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face widths, or 0-5)
 
 
