@@ -80,21 +80,30 @@ class CalibrationResult:
     out_dir: Path | None = None
 
 
+def _neutral(
+    raw: pd.DataFrame, settings: aus.AuSettings, population: Population | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, aus.Baseline, np.ndarray]:
+    """A video's signals (``aus.signals``), its baseline from the first ``calibration_s`` as the
+    pipeline would estimate it (shrunk when ``population`` is given), and those rows' mask."""
+    bs_au, measures, blendshapes = aus.signals(raw, settings)
+    time_ms = raw["time_ms"].to_numpy()
+    rows = time_ms <= time_ms[0] + settings.calibration_s * 1000 if len(time_ms) else np.zeros(0, bool)
+    baseline = aus.estimate_baseline(
+        bs_au[rows], measures[rows], time_ms[rows], settings, blendshapes=blendshapes[rows], population=population
+    )
+    return bs_au, measures, blendshapes, baseline, rows
+
+
 def _person_baselines(videos: Sequence[PreparedVideo], settings: aus.AuSettings) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
     raws, geometries, expressiveness = [], [], []
     for video in videos:
-        bs_au, measures, blendshapes = aus.signals(video.raw, settings)
-        calibration_rows = video.raw["time_ms"].to_numpy() <= video.raw["time_ms"].iloc[0] + settings.calibration_s * 1000
-        baseline = aus.estimate_baseline(
-            bs_au[calibration_rows], measures[calibration_rows], video.raw["time_ms"].to_numpy()[calibration_rows],
-            settings, blendshapes=blendshapes[calibration_rows],
-        )  # fmt: skip
+        bs_au, _, _, baseline, rows = _neutral(video.raw, settings)
         if baseline.n_frames == 0 or baseline.raw_blendshape is None:
             continue
         raws.append(baseline.raw_blendshape.rename(video.person))
         geometries.append(baseline.geometry.rename(video.person))
-        chosen = aus.expressiveness(bs_au[calibration_rows])
-        expressiveness.append(float(np.nanmedian(np.sort(chosen[np.isfinite(chosen)])[: baseline.n_frames])))
+        scores = aus.expressiveness(bs_au[rows])
+        expressiveness.append(float(np.nanmedian(np.sort(scores[np.isfinite(scores)])[: baseline.n_frames])))
     return pd.DataFrame(raws), pd.DataFrame(geometries), expressiveness
 
 
@@ -112,12 +121,7 @@ def population_neutral(videos: Sequence[PreparedVideo], settings: aus.AuSettings
 
 def features(raw: pd.DataFrame, population: Population, settings: aus.AuSettings) -> _Features:
     """The hand-scaled intensities and raw signals of one video against its (shrunk) baseline."""
-    bs_au, measures, blendshapes = aus.signals(raw, settings)
-    time_ms = raw["time_ms"].to_numpy()
-    rows = time_ms <= time_ms[0] + settings.calibration_s * 1000 if len(time_ms) else np.zeros(0, bool)
-    baseline = aus.estimate_baseline(
-        bs_au[rows], measures[rows], time_ms[rows], settings, blendshapes=blendshapes[rows], population=population
-    )
+    bs_au, measures, blendshapes, baseline, _ = _neutral(raw, settings, population)
     hand = aus.intensity(bs_au, measures, baseline, settings).reset_index(drop=True)
     face = raw["face_found"].to_numpy(dtype=bool)
     return _Features(hand, blendshapes.reset_index(drop=True), measures.reset_index(drop=True), baseline, face)
