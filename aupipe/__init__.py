@@ -12,7 +12,8 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``calibrate(videos, reference, out_dir)`` -> ``CalibrationResult``: fit the AU intensities to a
   lab's own reference codes; use it with ``analyze(..., au_calibration=out_dir)``.
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
-- Errors: ``AupipeError`` and its subclasses ``InputError``, ``MappingError``, ``OutputError``;
+- Errors: ``AupipeError`` and its subclasses ``InputError``, ``SettingsError``, ``MappingError``,
+  ``OutputError``, ``ModelError``;
   warnings: ``AupipeWarning``.
 
 Heavy libraries (pandas, OpenCV, MediaPipe) load on first use, so ``import aupipe`` is cheap.
@@ -23,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AupipeError, AupipeWarning, InputError, MappingError, OutputError
+from .errors import AupipeError, AupipeWarning, InputError, MappingError, ModelError, OutputError, SettingsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,9 +45,11 @@ __all__ = [
     "InputError",
     "Mapping",
     "MappingError",
+    "ModelError",
     "OutputError",
     "PipelineSettings",
     "RunSummary",
+    "SettingsError",
     "__version__",
     "analyze",
     "batch",
@@ -74,9 +77,9 @@ def _settings(
     return dataclasses.replace(base, windows=WindowSettings(window_ms=window_ms, stride_ms=stride_ms))
 
 
-def _baseline(neutral: str | Path | tuple[float, float] | None, settings: PipelineSettings) -> tuple[
-    PipelineSettings, Any
-]:
+def _baseline(
+    neutral: str | Path | tuple[float, float] | None, settings: PipelineSettings
+) -> tuple[PipelineSettings, Any]:
     """Turn ``neutral`` (a (start_s, end_s) range, "0-2s", or a neutral clip/image path) into settings."""
     import dataclasses
     import re
@@ -89,7 +92,9 @@ def _baseline(neutral: str | Path | tuple[float, float] | None, settings: Pipeli
         start_s, end_s = neutral
         if not 0 <= start_s < end_s:
             raise InputError(f"neutral range {start_s:g}-{end_s:g} s: start must be >= 0 and before the end")
-        return dataclasses.replace(settings, aus=dataclasses.replace(settings.aus, neutral_range_s=(start_s, end_s))), None
+        return dataclasses.replace(
+            settings, aus=dataclasses.replace(settings.aus, neutral_range_s=(start_s, end_s))
+        ), None
     from .pipeline import neutral_baseline
 
     return settings, neutral_baseline(neutral, settings)
@@ -159,6 +164,8 @@ def run(
     workers: int | None = 1,
     output_format: str | None = None,
     au_calibration: str | Path | None = None,
+    summary_out: str | Path | None = None,
+    summary_segment_s: float = 60.0,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV or Parquet.
 
@@ -168,6 +175,9 @@ def run(
     early and keeps everything computed so far (``RunSummary.interrupted``). ``workers`` as for
     ``analyze``. ``output_format``: "csv" or "parquet" for every file; None takes each file's
     suffix (``.parquet`` / ``.pq`` is Parquet, anything else CSV). ``au_calibration`` as for ``analyze``.
+    ``summary_out`` also writes the clip summary (``AnalysisResult.summary``: the dominant emotion
+    of the clip and of every ``summary_segment_s`` seconds). No output may be the input or
+    another output (OutputError, exit 4, before any work).
     """
     from .pipeline import run as run_video
 
@@ -175,7 +185,7 @@ def run(
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
     return run_video(
         path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
-        events_out, workers, output_format,
+        events_out, workers, output_format, summary_out=summary_out, summary_segment_s=summary_segment_s,
     )  # fmt: skip
 
 

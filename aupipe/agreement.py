@@ -50,7 +50,9 @@ def presence_f1(predicted: np.ndarray, reference: np.ndarray, threshold: float =
     return float("nan") if denominator == 0 else 2.0 * true_positive / denominator
 
 
-def au_agreement(predicted: dict[str, np.ndarray], reference: dict[str, np.ndarray], person: np.ndarray) -> pd.DataFrame:
+def au_agreement(
+    predicted: dict[str, np.ndarray], reference: dict[str, np.ndarray], person: np.ndarray
+) -> pd.DataFrame:
     """Per AU: pooled ``r``, ``icc``, ``f1``, the median over people of each person's r
     (``person_r``) and the number of valid frames. predicted / reference: AU -> (n,) over the
     same frames; person: (n,) group label of each frame."""

@@ -261,7 +261,9 @@ def geometric_measures(mesh: np.ndarray) -> pd.DataFrame:
             data[f"{stem}_{side}"] = fn(ids)
     for side, (upper, lower) in zip(_SIDES, zip(UPPER_LID, LOWER_LID, strict=True), strict=True):
         data[f"eye_aperture_{side}"] = height(upper) - height(lower)
-    data["lip_thickness"] = (y[:, UPPER_LIP_OUTER] - y[:, UPPER_LIP_INNER]) + (y[:, LOWER_LIP_INNER] - y[:, LOWER_LIP_OUTER])
+    data["lip_thickness"] = (y[:, UPPER_LIP_OUTER] - y[:, UPPER_LIP_INNER]) + (
+        y[:, LOWER_LIP_INNER] - y[:, LOWER_LIP_OUTER]
+    )
     data["lip_gap"] = y[:, UPPER_LIP_INNER] - y[:, LOWER_LIP_INNER]
     data["chin_y"] = height(CHIN_BOSS)
     data["jaw_y"] = height(JAW)
@@ -336,6 +338,7 @@ MEASURE_E_LEVELS: dict[str, float] = {
     "lower_lid_y": 0.03, "eye_aperture": 0.04, "cheek_y": 0.04, "nose_wing_y": 0.04, "upper_lip_y": 0.05,
     "corner_y": 0.05, "corner_x": 0.05, "lip_thickness": 0.06, "lip_gap": 0.08, "chin_y": 0.06, "jaw_y": 0.15,
 }  # fmt: skip
+
 
 def _shrunk(person: pd.Series, population: pd.Series, spread: pd.Series, e_levels: pd.Series, confidence: float,
             settings: AuSettings) -> pd.Series:  # fmt: skip
@@ -427,10 +430,24 @@ def estimate_baseline(
     confidence = duration * relaxed
     trust = 1.0 if given else confidence
     e_levels = pd.Series({m: MEASURE_E_LEVELS[m.removesuffix("_left").removesuffix("_right")] for m in MEASURES})
-    geometry = _shrunk(geometry[list(MEASURES)], population.geometry[list(MEASURES)], population.spread, settings.unsure_geometry * e_levels, trust, settings)
+    geometry = _shrunk(
+        geometry[list(MEASURES)],
+        population.geometry[list(MEASURES)],
+        population.spread,
+        settings.unsure_geometry * e_levels,
+        trust,
+        settings,
+    )
     names = list(BLENDSHAPE_NAMES)
     texture = raw.drop(index=names)  # appearance: the person's own, there is no population texture
-    raw = _shrunk(raw[names], population.blendshape[names], population.spread, pd.Series(settings.unsure_blendshape, index=names), trust, settings)
+    raw = _shrunk(
+        raw[names],
+        population.blendshape[names],
+        population.spread,
+        pd.Series(settings.unsure_blendshape, index=names),
+        trust,
+        settings,
+    )
     offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=settings.max_resting_offset)
     raw = pd.concat([raw, texture])
     label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label

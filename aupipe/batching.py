@@ -190,9 +190,7 @@ def output_keys(videos: Sequence[Path]) -> list[str]:
     relative = [v.relative_to(root) for v in resolved]
     keys = ["__".join(r.with_suffix("").parts) for r in relative]
     counts = pd.Series(keys).value_counts()
-    return [
-        "__".join(r.parts).replace(".", "_") if counts[k] > 1 else k for k, r in zip(keys, relative, strict=True)
-    ]
+    return ["__".join(r.parts).replace(".", "_") if counts[k] > 1 else k for k, r in zip(keys, relative, strict=True)]
 
 
 def output_paths(out_dir: Path, key: str, job: BatchJob) -> dict[str, Path]:
@@ -407,7 +405,9 @@ def _run_locked(
     todo: list[VideoTask] = []
     for task in tasks:
         entry = journal.get(task.key)
-        if _is_done(entry, task, settings_hash, out, job) and not (retry_errors and entry and entry["status"] == "error"):
+        if _is_done(entry, task, settings_hash, out, job) and not (
+            retry_errors and entry and entry["status"] == "error"
+        ):
             rows[task.key] = entry  # type: ignore[assignment]
         else:
             todo.append(task)
@@ -419,7 +419,12 @@ def _run_locked(
 
     def manifest_rows() -> Iterator[dict[str, Any]]:
         for task in tasks:
-            yield rows.get(task.key) or {"video": task.video, "key": task.key, "status": "pending", "sha256": task.sha256}
+            yield rows.get(task.key) or {
+                "video": task.video,
+                "key": task.key,
+                "status": "pending",
+                "sha256": task.sha256,
+            }
 
     def finished(row: dict[str, Any]) -> None:
         task = by_key[row["key"]]
@@ -451,8 +456,12 @@ def _bars(todo: Sequence[VideoTask], progress: bool) -> tuple[Any, Any]:
     from tqdm import tqdm
 
     disable = None if progress else True
-    videos = tqdm(total=len(todo), unit="video", desc="videos", disable=disable, file=sys.stderr, position=0, dynamic_ncols=True)
-    frames = tqdm(unit="frame", desc="frames", disable=disable, file=sys.stderr, position=1, dynamic_ncols=True, leave=False)
+    videos = tqdm(
+        total=len(todo), unit="video", desc="videos", disable=disable, file=sys.stderr, position=0, dynamic_ncols=True
+    )
+    frames = tqdm(
+        unit="frame", desc="frames", disable=disable, file=sys.stderr, position=1, dynamic_ncols=True, leave=False
+    )
     return videos, frames
 
 
@@ -657,7 +666,11 @@ def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:
     try:
         for key in keys:
             path = output_paths(out, key, job)["windows"]
-            table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=dict.fromkeys(text, object))
+            table = (
+                pd.read_parquet(path)
+                if path.suffix == ".parquet"
+                else pd.read_csv(path, dtype=dict.fromkeys(text, object))
+            )
             if len(table):
                 table = pd.concat([pd.DataFrame({"video": key}, index=table.index), table], axis=1)
                 # the first table fixes the Parquet schema: text columns stay text even where all empty
@@ -681,4 +694,3 @@ def iter_dataset(path: str | Path) -> Iterator[pd.DataFrame]:
     parquet = pq.ParquetFile(path)
     for index in range(parquet.num_row_groups):
         yield parquet.read_row_group(index).to_pandas()
-

@@ -48,25 +48,77 @@ RAMP_KNOTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 SIGNALS: dict[str, tuple[str, ...]] = {
     "AU01": ("hand", "bs:browInnerUp", "bsd:browInnerUp", "g:+brow_inner_y", "bsd:browOuterUp", "ad:gy_forehead"),
     "AU02": ("hand", "bs:browOuterUp", "bsd:browOuterUp", "g:+brow_outer_y", "bsd:browInnerUp", "ad:gy_forehead"),
-    "AU04": ("hand", "bs:browDown", "bsd:browDown", "g:-brow_y", "g:-brow_inner_x", "a:gy_glabella", "ad:gy_glabella",
-             "a:gx_glabella", "ad:gx_glabella"),
+    "AU04": (
+        "hand",
+        "bs:browDown",
+        "bsd:browDown",
+        "g:-brow_y",
+        "g:-brow_inner_x",
+        "a:gy_glabella",
+        "ad:gy_glabella",
+        "a:gx_glabella",
+        "ad:gx_glabella",
+    ),
     "AU05": ("hand", "bs:eyeWide", "bsd:eyeWide", "g:+upper_lid_y", "g:+eye_aperture"),
-    "AU06": ("hand", "bs:cheekSquint", "bsd:cheekSquint", "g:+cheek_y", "bs:eyeSquint", "g:+lower_lid_y",
-             "ad:gy_lower_lid"),
+    "AU06": (
+        "hand",
+        "bs:cheekSquint",
+        "bsd:cheekSquint",
+        "g:+cheek_y",
+        "bs:eyeSquint",
+        "g:+lower_lid_y",
+        "ad:gy_lower_lid",
+    ),
     "AU07": ("hand", "bs:eyeSquint", "bsd:eyeSquint", "g:+lower_lid_y", "g:-eye_aperture", "a:gy_lower_lid"),
     "AU09": ("hand", "bs:noseSneer", "bsd:noseSneer", "g:+nose_wing_y", "ad:gy_nasal_root"),
-    "AU10": ("hand", "bs:mouthUpperUp", "bsd:mouthUpperUp", "g:+upper_lip_y", "bsd:noseSneer", "a:gx_nasolabial",
-             "ad:gx_nasolabial"),
-    "AU12": ("hand", "bs:mouthSmile", "bsd:mouthSmile", "g:+corner_y", "g:+corner_x", "a:gy_nasolabial",
-             "ad:gy_nasolabial"),
-    "AU14": ("hand", "bs:mouthDimple", "bsd:mouthDimple", "g:+corner_x", "bs:mouthPress", "bsd:mouthPress",
-             "a:gy_corner", "ad:gy_corner"),
+    "AU10": (
+        "hand",
+        "bs:mouthUpperUp",
+        "bsd:mouthUpperUp",
+        "g:+upper_lip_y",
+        "bsd:noseSneer",
+        "a:gx_nasolabial",
+        "ad:gx_nasolabial",
+    ),
+    "AU12": (
+        "hand",
+        "bs:mouthSmile",
+        "bsd:mouthSmile",
+        "g:+corner_y",
+        "g:+corner_x",
+        "a:gy_nasolabial",
+        "ad:gy_nasolabial",
+    ),
+    "AU14": (
+        "hand",
+        "bs:mouthDimple",
+        "bsd:mouthDimple",
+        "g:+corner_x",
+        "bs:mouthPress",
+        "bsd:mouthPress",
+        "a:gy_corner",
+        "ad:gy_corner",
+    ),
     "AU15": ("hand", "bs:mouthFrown", "bsd:mouthFrown", "g:-corner_y"),
-    "AU17": ("hand", "bs:mouthShrugLower", "bsd:mouthShrugLower", "g:+chin_y", "bsd:mouthShrugUpper", "a:gx_chin",
-             "ad:gx_chin"),
+    "AU17": (
+        "hand",
+        "bs:mouthShrugLower",
+        "bsd:mouthShrugLower",
+        "g:+chin_y",
+        "bsd:mouthShrugUpper",
+        "a:gx_chin",
+        "ad:gx_chin",
+    ),
     "AU20": ("hand", "bs:mouthStretch", "bsd:mouthStretch", "g:+corner_x"),
-    "AU23": ("hand", "bs:mouthPress", "bsd:mouthPress", "bsd:mouthRollLower", "bsd:mouthRollUpper", "g:-lip_thickness",
-             "ad:gy_chin"),
+    "AU23": (
+        "hand",
+        "bs:mouthPress",
+        "bsd:mouthPress",
+        "bsd:mouthRollLower",
+        "bsd:mouthRollUpper",
+        "g:-lip_thickness",
+        "ad:gy_chin",
+    ),
     "AU24": ("hand", "bs:mouthPress", "bsd:mouthPress", "g:-lip_thickness"),
     "AU25": ("hand", "bs:jawOpen", "bsd:mouthLowerDown", "g:+lip_gap", "bs:mouthLowerDown"),
     "AU26": ("hand", "bs:jawOpen", "bsd:jawOpen", "g:-jaw_y"),
@@ -191,7 +243,9 @@ def load_calibration(path: str | None = None) -> AuCalibration:
     try:
         data = json.loads(target.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: no AU calibration there (expected {CALIBRATION_FILE}, see aupipe calibrate)") from None
+        raise InputError(
+            f"{path}: no AU calibration there (expected {CALIBRATION_FILE}, see aupipe calibrate)"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{path}: cannot read the AU calibration ({err})") from None
     if not isinstance(data, dict):

@@ -94,7 +94,9 @@ def _neutral(
     return bs_au, measures, blendshapes, baseline, rows
 
 
-def _person_baselines(videos: Sequence[PreparedVideo], settings: aus.AuSettings) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
+def _person_baselines(
+    videos: Sequence[PreparedVideo], settings: aus.AuSettings
+) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
     raws, geometries, expressiveness = [], [], []
     for video in videos:
         bs_au, _, _, baseline, rows = _neutral(video.raw, settings)
@@ -130,7 +132,9 @@ def features(raw: pd.DataFrame, population: Population, settings: aus.AuSettings
 def design(feature: _Features, au: str, signals: Sequence[str], side: str | None = None) -> np.ndarray:
     """(n, len(signals)) signal values of one video (``calibration.signal_values``)."""
     b = feature.baseline
-    neutral_raw = b.raw_blendshape if b.raw_blendshape is not None else pd.Series(0.0, index=feature.blendshapes.columns)
+    neutral_raw = (
+        b.raw_blendshape if b.raw_blendshape is not None else pd.Series(0.0, index=feature.blendshapes.columns)
+    )
     columns = [signal_values(s, au, side, feature.blendshapes, feature.measures, neutral_raw, b.geometry, feature.hand)
                for s in signals]  # fmt: skip
     return np.stack(columns, axis=1)
@@ -377,7 +381,9 @@ def calibrate(
         info = probe(video)
         table = references.read_reference(reference_path, kind, n_frames=info.frame_count or None, fps=info.fps)
         if log:
-            log(f"{video.name}: {table.attrs.get('kind', kind)} reference {reference_path.name}, {int(table['valid'].sum())} coded frames")
+            log(
+                f"{video.name}: {table.attrs.get('kind', kind)} reference {reference_path.name}, {int(table['valid'].sum())} coded frames"
+            )
         raw = raw_frames(video, Path(cache_dir) if cache_dir else None)
         aligned = references.align(table, raw["frame"].to_numpy())
         keep = aligned["valid"].to_numpy(dtype=bool) & raw["face_found"].to_numpy(dtype=bool)
@@ -397,8 +403,12 @@ def agreement_text(table: pd.DataFrame) -> str:
     for au, rows in table.groupby("au", sort=False):
         for _, row in rows.iterrows():
             mark = " <- chosen" if row.get("chosen") else ""
-            lines.append(f"{au:<5} {row['form']:<7} {row['r']:6.2f} {row['icc']:6.2f} {row['f1']:6.2f} {row['person_r']:9.2f}{mark}")
+            lines.append(
+                f"{au:<5} {row['form']:<7} {row['r']:6.2f} {row['icc']:6.2f} {row['f1']:6.2f} {row['person_r']:9.2f}{mark}"
+            )
     chosen = table[table["chosen"].fillna(False).astype(bool)]
     if len(chosen):
-        lines.append(f"median over AUs (chosen forms): r {chosen['r'].median():.2f}, person r {chosen['person_r'].median():.2f}")
+        lines.append(
+            f"median over AUs (chosen forms): r {chosen['r'].median():.2f}, person r {chosen['person_r'].median():.2f}"
+        )
     return "\n".join(lines)

@@ -25,6 +25,16 @@ def _positive_ms(text: str) -> float:
     return value
 
 
+def _positive_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 s, got {text}")
+    return value
+
+
 def _workers(text: str) -> int:
     try:
         value = int(text)
@@ -36,7 +46,9 @@ def _workers(text: str) -> int:
 
 
 def _add_workers(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--workers", type=_workers, default=0, metavar="N", help=f"{help_text} (default 0 = every core)")
+    parser.add_argument(
+        "--workers", type=_workers, default=0, metavar="N", help=f"{help_text} (default 0 = every core)"
+    )
 
 
 def _add_au_calibration(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +67,9 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:  # type: ignor
         "--reference", required=True, metavar="REF",
         help="folder with one CSV per video (same file stem), or one CSV for one video",
     )  # fmt: skip
-    calibrate.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for au_calibration.json and agreement.csv")
+    calibrate.add_argument(
+        "-o", "--output", required=True, metavar="OUT_DIR", help="folder for au_calibration.json and agreement.csv"
+    )
     calibrate.add_argument(
         "--kind", choices=("auto", "facs", "openface", "pyfeat"), default="auto",
         help="reference format (default: detected from the columns)",
@@ -108,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight 0..1 of the mapping's rule scores in the fused label (default: the model's own, 0.25)",
     )  # fmt: skip
     run.add_argument("--events", metavar="EVENTS.csv", help="also write the spotted expression events (micro / macro)")
+    run.add_argument(
+        "--summary", metavar="SUMMARY.csv",
+        help="also write the clip summary: dominant emotion, its share of time, the AUs behind it and the events, "
+        "for the clip and for every --segment-s seconds",
+    )  # fmt: skip
+    run.add_argument(
+        "--segment-s", type=_positive_s, default=60.0, help="segment length of --summary in s (default 60)"
+    )
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
@@ -116,14 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="table format of every output (default: from the file names; .parquet is Parquet, else CSV)",
     )  # fmt: skip
     _add_workers(run, "processes for the landmark stage, each on a span of a long video")
-    run.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)"
+    )
 
     batch = commands.add_parser(
         "batch", help="analyse many videos: one output set each, a manifest, resumable (docs/performance.md)"
     )
-    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="folders, glob patterns ('clips/*.mp4'), list files (.txt) or videos")
-    batch.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for the outputs and manifest.csv")
-    batch.add_argument("--format", choices=("csv", "parquet"), default="csv", help="per-video tables as csv (default) or parquet")
+    batch.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="folders, glob patterns ('clips/*.mp4'), list files (.txt) or videos"
+    )
+    batch.add_argument(
+        "-o", "--output", required=True, metavar="OUT_DIR", help="folder for the outputs and manifest.csv"
+    )
+    batch.add_argument(
+        "--format", choices=("csv", "parquet"), default="csv", help="per-video tables as csv (default) or parquet"
+    )
     batch.add_argument("--frames", action="store_true", help="also write each video's per-frame table")
     batch.add_argument("--events", action="store_true", help="also write each video's spotted events")
     batch.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
@@ -131,12 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
     _add_au_calibration(batch)
     batch.add_argument("--model", metavar="MODEL_DIR", help="add a trained model's probabilities per window")
-    batch.add_argument("--rule-weight", type=float, metavar="W", help="weight 0..1 of the rule scores in the fused label")
+    batch.add_argument(
+        "--rule-weight", type=float, metavar="W", help="weight 0..1 of the rule scores in the fused label"
+    )
     batch.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     _add_workers(batch, "videos processed at once, one process each")
-    batch.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray (aupipe[ray])")
+    batch.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray (aupipe[ray])"
+    )
     batch.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     batch.add_argument("--retry-errors", action="store_true", help="retry videos that failed in an earlier run")
     batch.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -145,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the emotion CNN on CREMA-D or labelled clips (docs/training.md)")
     training.add_train_arguments(train)
-    evaluate = commands.add_parser("evaluate", help="score a trained model on labelled clips: metrics.json + confusion.png")
+    evaluate = commands.add_parser(
+        "evaluate", help="score a trained model on labelled clips: metrics.json + confusion.png"
+    )
     training.add_evaluate_arguments(evaluate)
 
     _add_calibrate(commands)
@@ -158,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file", help="mapping name or YAML file")
     spot_eval = commands.add_parser("spot-eval", help="score spotted events against ground truth (MEGC protocol)")
     spot_eval.add_argument("pred", metavar="PRED.csv", help="predicted events (aupipe run --events)")
-    spot_eval.add_argument("truth", metavar="TRUTH.csv", help="ground-truth events: onset_ms, offset_ms, kind (or frames)")
+    spot_eval.add_argument(
+        "truth", metavar="TRUTH.csv", help="ground-truth events: onset_ms, offset_ms, kind (or frames)"
+    )
     spot_eval.add_argument("--iou", type=float, default=0.5, help="IoU that makes a true positive (default 0.5)")
     spot_eval.add_argument(
         "--unit", choices=("auto", "frame", "ms"), default="auto",
@@ -282,8 +320,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         workers=args.workers or None,
         output_format=args.format,
+        summary_out=args.summary,
+        summary_segment_s=args.segment_s,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
+    if summary.summary_path is not None:
+        written += f" and {summary.summary_path}"
     if summary.events_path is not None:
         written += f" and {summary.events_path} ({summary.n_events} events)"
     if summary.interrupted:
@@ -293,7 +335,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     if summary.baseline is not None:
-        print(f"aupipe: neutral baseline: {summary.baseline.source} ({summary.baseline.n_frames} frames)", file=sys.stderr)
+        print(
+            f"aupipe: neutral baseline: {summary.baseline.source} ({summary.baseline.n_frames} frames)", file=sys.stderr
+        )
     print(f"aupipe: {summary.n_frames} frames, {summary.n_windows} windows -> {written}", file=sys.stderr)
     return 0
 

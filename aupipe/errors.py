@@ -13,6 +13,12 @@ class InputError(AupipeError):
     exit_code = 2
 
 
+class SettingsError(AupipeError):
+    """A setting out of range or contradicting another (a bad option value)."""
+
+    exit_code = 2
+
+
 class MappingError(AupipeError):
     """A malformed or invalid mapping YAML file."""
 

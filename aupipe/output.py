@@ -35,6 +35,37 @@ def format_of(path: str | Path, output_format: str | None = None) -> str:
     return output_format
 
 
+def _identity(path: Path) -> tuple[object, ...]:
+    """What makes two names the same file: (device, inode) when it exists, else the resolved,
+    case-folded path (symlinks followed; case folded as the file system would)."""
+    with contextlib.suppress(OSError):
+        stat = path.stat()
+        return ("inode", stat.st_dev, stat.st_ino)
+    resolved = path.resolve()
+    with contextlib.suppress(OSError):  # a case-insensitive folder: compare names case-folded
+        parent = resolved.parent
+        if parent.exists() and os.path.samefile(parent, Path(str(parent).swapcase())):
+            return ("name", os.path.normcase(str(resolved)).casefold())
+    return ("name", os.path.normcase(str(resolved)))
+
+
+def check_outputs(inputs: Sequence[str | Path], outputs: dict[str, str | Path | None]) -> None:
+    """Refuse (OutputError, exit 4) before any work an output that is an input, or two outputs
+    that are one file: names are compared after following symlinks, by inode for files that
+    exist (hard links) and case-folded on case-insensitive folders. ``outputs``: option -> path."""
+    seen: dict[tuple[object, ...], str] = {}
+    for path in inputs:
+        seen[_identity(Path(path))] = f"the input {path}"
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        key = _identity(Path(path))
+        if key in seen:
+            raise OutputError(f"{path}: the {option} output would overwrite {seen[key]}; give each output its own "
+                              "file name, different from the input")
+        seen[key] = f"the {option} output"
+
+
 def suffix_for(output_format: str) -> str:
     """File suffix of a format: ``.csv`` or ``.parquet``."""
     return ".parquet" if output_format == "parquet" else ".csv"

@@ -103,7 +103,9 @@ def _thread_lock_for_tqdm() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def span_frames(path: str | Path, span: Span, settings: PipelineSettings = PipelineSettings()) -> Iterator[pd.DataFrame]:
+def span_frames(
+    path: str | Path, span: Span, settings: PipelineSettings = PipelineSettings()
+) -> Iterator[pd.DataFrame]:
     """The raw frame table (``pipeline.frame_table``) of one span in chunks, from a fresh landmarker.
 
     Frames from ``span.read_from`` on are processed so that tracking settles; only those from

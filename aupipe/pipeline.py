@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import appearance, aus, landmarks, mapping, normalize, speech, spotting, video, windows
+from . import appearance, aus, landmarks, mapping, normalize, scoring, speech, spotting, summary, video, windows
 from ._native import quiet_native_stderr
 from .errors import AupipeError, AupipeWarning
-from .output import AtomicCsvWriter, AtomicParquetWriter, format_of, open_writer
+from .output import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,12 @@ def order_columns(frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def mapping_input(window_table: pd.DataFrame) -> pd.DataFrame:
-    """The AU intensities the mapping scores: each AU's window peak, named ``AU12``, ``AU12_left``..."""
+    """What the mapping scores: each AU's window peak, named ``AU12``, ``AU12_left``..., and the
+    window's evidence columns (``speaking``, ``face_coverage``, ``head_turn_deg``,
+    ``baseline_confidence``) where the table has them."""
     peaks = [c for c in window_table.columns if c.startswith("AU") and c.endswith("_peak")]
-    return window_table[peaks].rename(columns=lambda c: c[: -len("_peak")])
+    evidence = [c for c in scoring.EVIDENCE_COLUMNS if c in window_table.columns]
+    return window_table[peaks + evidence].rename(columns=lambda c: c.removesuffix("_peak"))
 
 
 def label_windows(window_table: pd.DataFrame, emotion_map: mapping.Mapping) -> pd.DataFrame:
@@ -204,6 +207,8 @@ def advance(
     if settings.au_backend == "pyfeat" and len(rows):
         rows = _pyfeat_aus(rows, state)
     done, window_state = windows.step(state.windows, rows if len(rows) else None, settings.windows, final=final)
+    confidence = au_state.baseline.confidence if au_state.baseline is not None else np.nan
+    done = done.assign(baseline_confidence=np.full(len(done), confidence))
     events, spot_state = spotting.empty_events(emotion_map), state.spotting
     if settings.spotting is not None:
         events, spot_state = spotting.step(
@@ -267,7 +272,8 @@ def window_table_empty(
 ) -> pd.DataFrame:  # fmt: skip
     """A window table with all columns (model and ``in_event`` ones where they apply) and no rows."""
     empty_frames = frame_table_empty(settings)
-    empty_windows = label_windows(windows.compute_windows(empty_frames), emotion_map)
+    bare = windows.compute_windows(empty_frames)
+    empty_windows = label_windows(bare.assign(baseline_confidence=pd.Series(dtype=float)), emotion_map)
     if predictor is not None:
         empty_windows = predictor.predict_windows(empty_frames, empty_windows, rule_weight)
     if settings.spotting is not None:
@@ -296,8 +302,13 @@ def neutral_baseline(path: str | Path, settings: PipelineSettings = PipelineSett
     blendshape_au, measures, blendshapes = aus.signals(raw, settings.aus)
     neutral_settings = dataclasses.replace(settings.aus, neutral_range_s=None)
     return aus.estimate_baseline(
-        blendshape_au, measures, raw["time_ms"].to_numpy(), neutral_settings, source=f"neutral clip {path}",
-        blendshapes=blendshapes, given=True,
+        blendshape_au,
+        measures,
+        raw["time_ms"].to_numpy(),
+        neutral_settings,
+        source=f"neutral clip {path}",
+        blendshapes=blendshapes,
+        given=True,
     )
 
 
@@ -335,6 +346,7 @@ class RunSummary:
     events_path: Path | None = None
     n_events: int = 0
     n_face_frames: int = 0
+    summary_path: Path | None = None
 
 
 class StopFlag:
@@ -348,7 +360,10 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         # A process told to ignore Ctrl-C (a batch worker: its parent decides) keeps ignoring it.
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -392,12 +407,16 @@ def run(
     workers: int | None = 1,
     output_format: str | None = None,
     on_frames: Callable[[int], None] | None = None,
+    summary_out: str | Path | None = None,
+    summary_segment_s: float = 60.0,
 ) -> RunSummary:
     """Stream ``path`` into CSV or Parquet files; each file appears complete or not at all.
 
     ``workers``: processes for the landmark stage (None = every core; see ``raw_frames``).
     ``output_format``: "csv" or "parquet" for every file (None = each file's suffix, .parquet or .csv).
     ``on_frames(n)`` is called as each chunk of ``n`` frames is finished (progress reporting).
+    ``summary_out`` also writes the clip summary (``aupipe.summary``: per segment of
+    ``summary_segment_s`` seconds and for the whole clip).
 
     ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
     ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
@@ -406,13 +425,17 @@ def run(
     temporary files and leaves no output.
     """
     emotion_map = emotion_map or mapping.load_mapping()
+    outputs = {"windows": windows_out, "frames": frames_out, "baseline": baseline_out, "events": events_out,
+               "summary": summary_out}  # fmt: skip
+    check_outputs([path], outputs)  # no output may overwrite the input or another output
+    summary_settings = summary.SummarySettings.for_mapping(emotion_map, summary_segment_s)
     if frames_out is None and settings.include_landmarks:
         settings = dataclasses.replace(settings, include_landmarks=False)  # 1,434 columns nobody reads
     video.probe(path, settings.video)  # fail on bad input before creating any file
     predictor = _load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
     if events_out is not None and settings.spotting is None:
         raise AupipeError("events need spotting: leave PipelineSettings.spotting on to write them")
-    for target in (windows_out, frames_out, baseline_out, events_out):
+    for target in outputs.values():
         if target is not None:
             format_of(target, output_format)  # a name that contradicts the format fails before any work
     writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
@@ -426,6 +449,9 @@ def run(
             writers["baseline"] = open_writer(baseline_out, output_format)
         if events_out is not None:
             writers["events"] = open_writer(events_out, output_format)
+        if summary_out is not None:
+            writers["summary"] = open_writer(summary_out, output_format)
+        summary_state = summary.SummaryState()
         state = initial_state(path, settings)
         with StopFlag() as stop:
             raw_tables = raw_frames(path, settings, progress, workers, stop=lambda: stop.requested)
@@ -445,6 +471,8 @@ def run(
                         flags, window_rows, chunk.events, state.spotting.done_ms, final=final
                     )
                 writers["windows"].write(window_rows)
+                if summary_out is not None:
+                    summary_state = summary.step(summary_state, window_rows, chunk.events, summary_settings)
                 if "frames" in writers:
                     writers["frames"].write(chunk.frames)
                 if "events" in writers:
@@ -463,7 +491,10 @@ def run(
             "windows": window_table_empty(emotion_map, settings, predictor, rule_weight),
             "events": spotting.empty_events(emotion_map), "frames": frame_table_empty(settings),
             "baseline": ["signal", "kind", "value", "source", "n_frames"],
+            "summary": summary.table(summary.SummaryState(), summary_settings),
         }  # fmt: skip
+        if "summary" in writers:
+            writers["summary"].write(summary.table(summary_state, summary_settings))
         if "baseline" in writers and state.au.baseline is not None:
             writers["baseline"].write(state.au.baseline.table())
         with _no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
@@ -476,6 +507,7 @@ def run(
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
         state.au.baseline, Path(events_out) if events_out else None, n_events, n_faces,
+        Path(summary_out) if summary_out else None,
     )  # fmt: skip
 
 
@@ -486,7 +518,8 @@ class AnalysisResult:
     frames: one row per decoded frame (docs/outputs.md); windows: one row per window;
     baseline: the person's neutral baseline used for the AUs (``baseline.table()`` as a
     DataFrame; None when no frame was processed); video: the container's header;
-    mapping_name: which emotion mapping labelled the windows.
+    mapping_name: which emotion mapping labelled the windows; events: the spotted events;
+    summary: the dominant emotions of the clip and of each minute (``aupipe.summary``).
     """
 
     frames: pd.DataFrame
@@ -495,6 +528,7 @@ class AnalysisResult:
     video: video.VideoInfo
     mapping_name: str
     events: pd.DataFrame = field(default_factory=spotting.empty_events)
+    summary: pd.DataFrame = field(default_factory=lambda: summary.table(summary.SummaryState()))
 
 
 def analyze(
@@ -528,4 +562,5 @@ def analyze(
     events = pd.concat([e for e in event_parts if len(e)] or event_parts[:1], ignore_index=True)
     if settings.spotting is not None:
         window_table["in_event"] = spotting.flag_windows(window_table, events).to_numpy()
-    return AnalysisResult(frames, window_table, last_state.au.baseline, info, emotion_map.name, events)
+    clip_summary = summary.summarize(window_table, events, summary.SummarySettings.for_mapping(emotion_map))
+    return AnalysisResult(frames, window_table, last_state.au.baseline, info, emotion_map.name, events, clip_summary)

@@ -56,5 +56,7 @@ def detect_aus(path: str | Path) -> pd.DataFrame:  # pragma: no cover - needs py
     try:
         fex = Detector(device=device).detect(str(path), data_type="video")
     except OSError as err:  # weights missing and no network to fetch them
-        raise AupipeError(f"py-feat could not load its model weights ({err}); it needs the Hugging Face hub once") from None
+        raise AupipeError(
+            f"py-feat could not load its model weights ({err}); it needs the Hugging Face hub once"
+        ) from None
     return rename_pyfeat_columns(pd.DataFrame(fex).reset_index(drop=True))

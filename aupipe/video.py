@@ -90,7 +90,9 @@ def probe(path: str | Path, settings: VideoSettings = VideoSettings()) -> VideoI
         capture = cv2.VideoCapture(str(source))
     try:
         if not capture.isOpened():
-            raise InputError(f"{source}: not a video OpenCV/FFmpeg can read (corrupt, truncated or another kind of file)")
+            raise InputError(
+                f"{source}: not a video OpenCV/FFmpeg can read (corrupt, truncated or another kind of file)"
+            )
         info = VideoInfo(
             path=str(source),
             fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
@@ -152,9 +154,7 @@ def iter_frames(
     declared = info.frame_count
     reached_end = stop is None or index < stop
     if reached_end and declared > 0 and index < settings.truncated_tolerance * declared and declared - index > 2:
-        raise InputError(
-            f"{path}: video ends after {index} of {declared} frames; the file looks truncated or corrupt"
-        )
+        raise InputError(f"{path}: video ends after {index} of {declared} frames; the file looks truncated or corrupt")
 
 
 def _open_at(path: str | Path, start: int) -> Any:

@@ -6,7 +6,8 @@ presentation time falls inside. Per window and per AU: ``peak`` (max), ``mean`` 
 (peak minus the first valid value in the window), so a 2-3 frame event stays visible in
 ``peak`` and ``rise`` even when ``mean`` dilutes it. Frames without a face are left out of the
 statistics and counted in ``face_coverage``. When the frames have aupipe.speech's ``speaking``
-column, each window also gets ``speaking``: the share of its face frames that are speaking.
+column, each window also gets ``speaking``: the share of its face frames that are speaking; with
+head pose, ``head_turn_deg``: the mean of the larger of |yaw| and |pitch| over its face frames.
 
 Streaming: ``step`` takes the frames seen so far in chunks and returns the windows that are
 complete, plus a small state (the frames still needed); memory stays bounded by one window.
@@ -120,6 +121,8 @@ def _table(
     }
     if "speaking" in frames.columns:  # aupipe.speech's per-frame column
         data["speaking"] = _speaking_share(frames, first, last)
+    if "yaw_deg" in frames.columns and "pitch_deg" in frames.columns:
+        data["head_turn_deg"] = _head_turn(frames, first, last)
     for j, column in enumerate(columns):
         base = column[: -len("_r")]
         for stat in STATS:
@@ -136,6 +139,19 @@ def _speaking_share(frames: pd.DataFrame, first: np.ndarray, last: np.ndarray) -
     talking = np.concatenate([[0], np.cumsum(speaking)])
     n_face = faces[last] - faces[first]
     return np.where(n_face > 0, (talking[last] - talking[first]) / np.maximum(n_face, 1), np.nan)
+
+
+def _head_turn(frames: pd.DataFrame, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Per window [first, last): mean over its face frames of the larger of |yaw| and |pitch| (deg);
+    NaN where the window has no face frame."""
+    turn = np.fmax(
+        np.abs(frames["yaw_deg"].to_numpy(dtype=np.float64)), np.abs(frames["pitch_deg"].to_numpy(dtype=np.float64))
+    )
+    valid = np.isfinite(turn)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(valid, turn, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(valid)])
+    n_valid = counts[last] - counts[first]
+    return np.where(n_valid > 0, (sums[last] - sums[first]) / np.maximum(n_valid, 1), np.nan)
 
 
 def step(

@@ -20,15 +20,26 @@ from aupipe.mapping import (
     Category,
     Mapping,
     Term,
+    Uncertainty,
     describe,
     list_mappings,
     load_mapping,
     membership,
     parse_mapping,
-    score,
     validate_file,
     validation_warnings,
 )
+from aupipe.mapping import score as score_with_uncertainty
+
+#: The rule engine's tests read every winner as it is; "uncertain" is tested in test_scoring.py.
+CERTAIN = Uncertainty(min_margin=0.0, min_face_coverage=0.0, max_head_turn_deg=90.0, min_baseline_confidence=0.0)
+
+
+def score(frame: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
+    """``aupipe.mapping.score`` with the uncertain tests switched off (as ``uncertain: false`` does)."""
+    import dataclasses
+
+    return score_with_uncertainty(frame, dataclasses.replace(mapping, uncertainty=CERTAIN))
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKEN = Path(__file__).resolve().parent / "broken_mappings"
@@ -102,8 +113,10 @@ def test_basic_and_casme2_rules() -> None:
     expected = {("AU12", "right", 1.0), ("AU14", "right", 1.0)}
     assert {(t.au, t.side, t.min_intensity) for t in contempt.all_of} == expected
     assert {(t.au, t.side) for t in basic.category("contempt_left").all_of} == {("AU12", "left"), ("AU14", "left")}
-    surprise = {t.au: t.min_intensity for t in basic.category("surprise").all_of}
-    assert surprise == {"AU01": 1.0, "AU02": 1.0, "AU05": 2.0, "AU26": 1.0}
+    surprise = basic.category("surprise")
+    prototype = {t.au: t.min_intensity for t in surprise.all_of + surprise.supporting}
+    assert prototype == {"AU01": 1.0, "AU02": 1.0, "AU05": 2.0, "AU26": 1.0}  # EMFACS 1+2+5B+26
+    assert surprise.graded and set(surprise.speech_aus) == {"AU25", "AU26"}
     assert validation_warnings(basic) == []
     casme = load_mapping("casme2")
     assert casme.neutral == "others"
@@ -265,7 +278,7 @@ def test_score_example_explanation_and_columns() -> None:
     frame = pd.DataFrame({"AU12": [2.8], "AU01": [1.4]}, index=[42])
     out = score(frame, mapping)
     assert list(out.columns) == [f"score_{c.name}" for c in mapping.categories] + [
-        "emotion", "core_emotion", "emotion_score", "emotion_aus",
+        "emotion", "core_emotion", "emotion_score", "emotion_confidence", "emotion_aus",
     ]  # fmt: skip
     row = out.loc[42]
     assert row["emotion"] == "hopeful"  # ties with grateful go to the earlier category
@@ -330,7 +343,8 @@ def test_contempt_one_sided_in_basic_emotions() -> None:
 
 def test_one_sided_without_side_columns_never_fires() -> None:
     out = score(pd.DataFrame({"AU12": [4.0], "AU14": [4.0]}), load_mapping("basic_emotions"))
-    assert out["score_contempt"].iloc[0] < 0.5 and out["emotion"].iloc[0] == "neutral"
+    # no side columns: contempt cannot fire; the strong symmetric smile is graded happiness
+    assert out["score_contempt"].iloc[0] < 0.5 and out["emotion"].iloc[0] == "happiness"
 
 
 def test_user_adds_category_to_copy_of_shipped_file(tmp_path: Path) -> None:
@@ -459,7 +473,21 @@ def _reference_fires(cat: Category, frame: pd.DataFrame, row: int, margin: float
     holds = [_reference_holds(t, frame, row, margin) for t in cat.all_of]
     anyof = [_reference_holds(t, frame, row, margin) for t in cat.any_of]
     excluded = [_reference_holds(t, frame, row, margin) for t in cat.none_of]
-    return all(holds) and (not cat.any_of or any(anyof)) and not any(excluded)
+    plain = all(holds) and (not cat.any_of or any(anyof)) and not any(excluded)
+    if not cat.graded or not plain:
+        return plain
+    # graded (docs/mapping.md): the weighted mean of the memberships reaches 0.5
+    def mu(term: Term) -> float:
+        assert term.side == "combined"  # the shipped graded rules read combined values only
+        value = _value(frame, term.au, row, 0.0)
+        return float(membership(np.array([0.0 if math.isnan(value) else value]), term.min_intensity)[0])
+
+    terms = list(cat.all_of) + list(cat.supporting)
+    pairs = [(t.weight, mu(t)) for t in terms]
+    if cat.any_of:
+        best = max(cat.any_of, key=mu)
+        pairs.append((best.weight, mu(best)))
+    return sum(w * m for w, m in pairs) / sum(w for w, _ in pairs) >= 0.5
 
 
 @FAST

@@ -62,7 +62,9 @@ def test_no_face_video_runs_to_the_end_with_no_face_rows(analysed: dict) -> None
     assert not result.frames["face_found"].any()
     assert result.frames["AU12_r"].isna().all()
     assert (result.windows["face_coverage"] == 0).all()
-    assert (result.windows["emotion"] == "neutral").all()
+    assert (result.windows["emotion"] == "uncertain").all()  # no face is not a neutral face
+    assert (result.windows["emotion_aus"] == "no face").all()
+    assert result.summary["core_emotion"].tolist() == ["uncertain"]
 
 
 def test_no_face_video_warns() -> None:
