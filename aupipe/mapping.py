@@ -166,6 +166,17 @@ def describe(mapping: Mapping) -> str:
     lines.append(f"levels: a bare AU means at least {level_text(mapping.default_min)} "
                  f"({mapping.default_min:g} on the 0-5 scale); one-sided terms need that side ahead of the other "
                  f"by {mapping.side_margin:g}; a category fires when its score >= 0.5")  # fmt: skip
+    speech = sorted({au for c in mapping.categories for au in c.speech_aus})
+    if speech:
+        lines.append(f"speech: {' '.join(speech)} read 0 while the window is speech (speaking share >= "
+                     f"{mapping.speaking_share:g}) in the categories that list them")  # fmt: skip
+    if any(c.graded for c in mapping.categories):
+        lines.append("graded rules (with '(+ ...)' supporting AUs or *weights) score the weighted mean of their AUs' "
+                     "memberships and fire at >= 0.5 while every required AU holds")  # fmt: skip
+    u = mapping.uncertainty
+    lines.append(f"uncertain ('{u.label}'): lead over the next core emotion < {u.min_margin:g}, face coverage < "
+                 f"{u.min_face_coverage:g}, head turn > {u.max_head_turn_deg:g} deg or baseline confidence < "
+                 f"{u.min_baseline_confidence:g}")  # fmt: skip
     lines.append("")
     header = ("core emotion", "category", "rule", "labels", "description")
     body = [(c.parent, c.name, c.rule_text(mapping.default_min), labels(c.labels), c.description)

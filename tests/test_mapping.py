@@ -479,8 +479,11 @@ def _reference_fires(cat: Category, frame: pd.DataFrame, row: int, margin: float
     # graded (docs/mapping.md): the weighted mean of the memberships reaches 0.5
     def mu(term: Term) -> float:
         assert term.side == "combined"  # the shipped graded rules read combined values only
-        value = _value(frame, term.au, row, 0.0)
-        return float(membership(np.array([0.0 if math.isnan(value) else value]), term.min_intensity)[0])
+        value = _value(frame, term.au, row, math.nan)
+        if math.isnan(value):  # no combined value: the larger side (docs/mapping.md, "Scoring")
+            sides = [_value(frame, f"{term.au}_{side}", row, math.nan) for side in ("left", "right")]
+            value = max([v for v in sides if not math.isnan(v)], default=0.0)
+        return float(membership(np.array([value]), term.min_intensity)[0])
 
     terms = list(cat.all_of) + list(cat.supporting)
     pairs = [(t.weight, mu(t)) for t in terms]
