@@ -222,7 +222,8 @@ def blendshape_intensity(blendshapes: np.ndarray, settings: AuSettings = AuSetti
             combined = np.maximum(mid, bilateral)
         else:
             combined = mid if mid is not None else bilateral
-        assert combined is not None
+        if combined is None:
+            raise RuntimeError(f"{au}: BLENDSHAPE_AUS lists no blendshape for it")
         columns[f"{au}_r"] = combined
         if au in SIDED_AUS:
             sides[f"{au}_left_r"] = left if left is not None else combined

@@ -39,7 +39,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from . import mapping as mapping_module
-from .errors import AupipeError, InputError, OutputError
+from .errors import AupipeError, InputError, OutputError, SettingsError
 from .features import file_sha256
 from .output import AtomicCsvWriter, AtomicParquetWriter, suffix_for
 from .parallel import _thread_lock_for_tqdm
@@ -353,7 +353,7 @@ def run_batch(
     stops at once. Everything finished is in the journal and the manifest either way.
     """
     if engine not in ENGINES:
-        raise AupipeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise SettingsError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "ray":
         _import_ray()  # before any output exists
     out = Path(out_dir)
@@ -657,9 +657,9 @@ def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:
     column (the key) first; streamed one video at a time (a row group each), written atomically."""
     from .pipeline import _load_predictor, window_table_empty
 
-    assert job.emotion_map is not None
-    predictor = _load_predictor(job.model, job.emotion_map, job.settings)
-    empty = window_table_empty(job.emotion_map, job.settings, predictor, job.rule_weight)
+    emotion_map = job.emotion_map or mapping_module.load_mapping()
+    predictor = _load_predictor(job.model, emotion_map, job.settings)
+    empty = window_table_empty(emotion_map, job.settings, predictor, job.rule_weight)
     empty.insert(0, "video", pd.Series(dtype=object))
     text = [c for c in empty.columns if not (is_numeric_dtype(empty[c]) or is_bool_dtype(empty[c]))]
     writer = AtomicParquetWriter(out / DATASET)

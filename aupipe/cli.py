@@ -249,7 +249,7 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
     from .spotting import SpottingSettings
 
     if args.events and args.no_spotting:
-        raise aupipe.AupipeError("--events needs spotting; leave out --no-spotting")
+        raise aupipe.SettingsError("--events needs spotting; leave out --no-spotting")
     base = PipelineSettings()
     if args.au_calibration is not None:
         from .calibration import load_calibration

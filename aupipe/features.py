@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError, AupipeWarning
+from .errors import AupipeError, AupipeWarning, SettingsError
 
 if TYPE_CHECKING:
     from .datasets import Clip
@@ -385,9 +385,9 @@ class SegmentSettings:
 
     def __post_init__(self) -> None:
         if self.n_steps < 2:
-            raise AupipeError(f"n_steps must be at least 2 (got {self.n_steps})")
+            raise SettingsError(f"n_steps must be at least 2 (got {self.n_steps})")
         if not 0.0 <= self.min_coverage <= 1.0:
-            raise AupipeError(f"min_coverage must be within 0..1 (got {self.min_coverage})")
+            raise SettingsError(f"min_coverage must be within 0..1 (got {self.min_coverage})")
 
 
 def channel_columns(columns: Sequence[str], patterns: Sequence[str]) -> list[str]:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError, AupipeWarning, ModelError
+from .errors import AupipeError, AupipeWarning, ModelError, SettingsError
 from .features import SegmentSettings, resample_windows
 
 if TYPE_CHECKING:
@@ -482,7 +482,7 @@ class WindowModel:
         """
         weight = self.spec.rule_weight if rule_weight is None else float(rule_weight)
         if not 0.0 <= weight <= 1.0:
-            raise AupipeError(f"rule weight must be within 0..1 (got {weight:g})")
+            raise SettingsError(f"rule weight must be within 0..1 (got {weight:g})")
         labels = self.spec.labels
         n = len(windows)
         out = windows.reset_index(drop=True).copy()

@@ -104,7 +104,8 @@ class AtomicCsvWriter:
 
     def write(self, table: pd.DataFrame) -> None:
         """Append rows; the first non-empty table fixes the header (later ones must have its columns)."""
-        assert self._handle is not None, "writer already closed"
+        if self._handle is None:
+            raise OutputError(f"{self.path}: writer already closed")
         if table.empty:
             return
         if self._columns is None:
@@ -115,7 +116,8 @@ class AtomicCsvWriter:
 
     def commit(self, empty: pd.DataFrame | Sequence[str] | None = None) -> Path:
         """Finish the file and move it into place. ``empty``: the table (or header) if nothing was written."""
-        assert self._handle is not None, "writer already closed"
+        if self._handle is None:
+            raise OutputError(f"{self.path}: writer already closed")
         if self._columns is None:
             columns = list(empty.columns) if isinstance(empty, pd.DataFrame) else list(empty or [])
             pd.DataFrame(columns=columns).to_csv(self._handle, index=False)
@@ -148,9 +150,9 @@ class AtomicParquetWriter:
 
     def __init__(self, path: str | Path) -> None:
         self._csv = AtomicCsvWriter(path)  # the same checks and temporary file
-        assert self._csv._handle is not None
-        self._csv._handle.close()
-        self._csv._handle = None
+        if self._csv._handle is not None:  # pyarrow reopens the temporary file by name
+            self._csv._handle.close()
+            self._csv._handle = None
         self.path = self._csv.path
         self._tmp = self._csv._tmp
         self._writer: Any = None
@@ -162,7 +164,8 @@ class AtomicParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        assert not self._closed, "writer already closed"
+        if self._closed:
+            raise OutputError(f"{self.path}: writer already closed")
         if table.empty:
             return
         if self._writer is None:
@@ -179,7 +182,8 @@ class AtomicParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        assert not self._closed, "writer already closed"
+        if self._closed:
+            raise OutputError(f"{self.path}: writer already closed")
         self._closed = True
         if self._writer is None:
             if isinstance(empty, pd.DataFrame):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import appearance, aus, landmarks, mapping, normalize, scoring, speech, spotting, summary, video, windows
 from ._native import quiet_native_stderr
-from .errors import AupipeError, AupipeWarning
+from .errors import AupipeWarning, SettingsError
 from .output import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
 
 
@@ -184,7 +184,7 @@ def initial_state(path: str | Path, settings: PipelineSettings = PipelineSetting
 
         return StreamState(external_aus=detect_aus(path))
     if settings.au_backend != "mediapipe":
-        raise AupipeError(f"unknown AU backend {settings.au_backend!r}; use mediapipe or pyfeat")
+        raise SettingsError(f"unknown AU backend {settings.au_backend!r}; use mediapipe or pyfeat")
     return StreamState()
 
 
@@ -434,7 +434,7 @@ def run(
     video.probe(path, settings.video)  # fail on bad input before creating any file
     predictor = _load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
     if events_out is not None and settings.spotting is None:
-        raise AupipeError("events need spotting: leave PipelineSettings.spotting on to write them")
+        raise SettingsError("events need spotting: leave PipelineSettings.spotting on to write them")
     for target in outputs.values():
         if target is not None:
             format_of(target, output_format)  # a name that contradicts the format fails before any work

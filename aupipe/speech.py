@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError
+from .errors import AupipeError, SettingsError
 
 #: Frame-table columns the stage needs, and the optional lip-corner columns of the twist test.
 INPUT_COLUMNS: tuple[str, ...] = ("time_ms", "face_found", "g_lip_gap", "g_jaw_y", "bs_jawOpen")
@@ -80,7 +80,7 @@ class SpeechSettings:
 
     def __post_init__(self) -> None:
         if not (0 < self.band_low_hz < self.band_high_hz and self.band_step_hz > 0 and self.window_ms > 0):
-            raise AupipeError("speech settings need 0 < band_low_hz < band_high_hz, band_step_hz > 0, window_ms > 0")
+            raise SettingsError("speech settings need 0 < band_low_hz < band_high_hz, band_step_hz > 0, window_ms > 0")
 
     def frequencies_hz(self) -> np.ndarray:
         """The fitted frequencies (k,), Hz: band_low_hz to band_high_hz in steps of band_step_hz."""

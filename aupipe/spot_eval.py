@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError, InputError
+from .errors import InputError, SettingsError
 
 KINDS: tuple[str, ...] = ("micro", "macro")
 
@@ -91,7 +91,7 @@ def _kinds(table: pd.DataFrame, name: str) -> np.ndarray:
 
 def _unit(pred: pd.DataFrame, truth: pd.DataFrame, unit: str) -> str:
     if unit not in ("auto", "ms", "frame"):
-        raise AupipeError(f"unit must be auto, ms or frame (got {unit!r})")
+        raise SettingsError(f"unit must be auto, ms or frame (got {unit!r})")
     if unit != "auto":
         return unit
     frames = {"onset_frame", "offset_frame"}
@@ -119,7 +119,7 @@ def evaluate(pred: pd.DataFrame, truth: pd.DataFrame, iou: float = 0.5, unit: st
     ``iou``; ``matches`` lists (kind, pred row, truth row, IoU) of the true positives.
     """
     if not 0 < iou <= 1:
-        raise AupipeError(f"iou must be in (0, 1], got {iou}")
+        raise SettingsError(f"iou must be in (0, 1], got {iou}")
     chosen = _unit(pred, truth, unit)
     p_int, t_int = _intervals(pred, chosen, "predictions"), _intervals(truth, chosen, "ground truth")
     p_kind, t_kind = _kinds(pred, "predictions"), _kinds(truth, "ground truth")

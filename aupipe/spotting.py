@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from . import aus
-from .errors import AupipeError
+from .errors import AupipeError, SettingsError
 
 SPEECH_AUS: tuple[str, ...] = ("AU25", "AU26")
 BLINK_AU = "AU43"
@@ -167,19 +167,19 @@ class SpottingSettings:
     def __post_init__(self) -> None:
         unknown = [a for a in self.aus if a not in aus.AU_NAMES]
         if unknown:
-            raise AupipeError(f"spotting: unknown AU {unknown[0]}; use some of {' '.join(aus.AU_NAMES)}")
+            raise SettingsError(f"spotting: unknown AU {unknown[0]}; use some of {' '.join(aus.AU_NAMES)}")
         if not self.aus and not self.blinks:
-            raise AupipeError("spotting: no AU to spot; give some in aus or set blinks")
+            raise SettingsError("spotting: no AU to spot; give some in aus or set blinks")
         if not (0 < self.boundary_level < 1 and 0 <= self.usual_margin <= 1):
-            raise AupipeError("spotting: need 0 < boundary_level < 1 and 0 <= usual_margin <= 1")
+            raise SettingsError("spotting: need 0 < boundary_level < 1 and 0 <= usual_margin <= 1")
         if not (0 <= self.rest_percentile < self.range_percentile <= 100):
-            raise AupipeError("spotting: need 0 <= rest_percentile < range_percentile <= 100")
+            raise SettingsError("spotting: need 0 <= rest_percentile < range_percentile <= 100")
         if min(self.onset_threshold, self.context_s, self.stat_step_ms, self.range_factor) <= 0:
-            raise AupipeError("spotting: onset_threshold, context_s, stat_step_ms and range_factor must be > 0")
+            raise SettingsError("spotting: onset_threshold, context_s, stat_step_ms and range_factor must be > 0")
         if not (0 < self.min_ms <= self.micro_max_ms < self.max_ms):
-            raise AupipeError("spotting: need 0 < min_ms <= micro_max_ms < max_ms")
+            raise SettingsError("spotting: need 0 < min_ms <= micro_max_ms < max_ms")
         if self.max_piece_s * 1000.0 < 2 * self.max_ms:
-            raise AupipeError("spotting: max_piece_s must be at least twice max_ms")
+            raise SettingsError("spotting: max_piece_s must be at least twice max_ms")
 
     @property
     def spotted(self) -> tuple[str, ...]:
@@ -509,7 +509,8 @@ def _descend(values: np.ndarray, distance_ms: np.ndarray, floor: float, settings
     padded = np.concatenate([values, np.full(width + 1, np.inf)])
     ahead = np.lib.stride_tricks.sliding_window_view(padded[1:], width)[:m]  # (m, width)
     ahead = np.where(np.arange(width)[None, :] < reach[:, None], ahead, np.inf)
-    going = (values > floor) & (values - ahead.min(axis=1) >= settings.fall)
+    with np.errstate(invalid="ignore"):  # -inf - -inf where the face is gone: NaN, and not above floor anyway
+        going = (values > floor) & (values - ahead.min(axis=1) >= settings.fall)
     stop = np.flatnonzero(~going)
     if not len(stop):
         return m

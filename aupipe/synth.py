@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError, InputError, OutputError
+from .errors import InputError, OutputError, SettingsError
 
 #: Most memory (bytes) a short source that must be looped may take (held to play it back and forth).
 MAX_LOOP_BYTES = 2_000_000_000
@@ -105,12 +105,12 @@ class SynthEvent:
 
     def __post_init__(self) -> None:
         if self.duration_ms <= 0 or self.onset_ms < 0:
-            raise AupipeError(f"event at {self.onset_ms} ms: duration must be > 0 and onset >= 0")
+            raise SettingsError(f"event at {self.onset_ms} ms: duration must be > 0 and onset >= 0")
         if not (self.rise > 0 and self.hold >= 0 and self.rise + self.hold < 1):
-            raise AupipeError(f"event at {self.onset_ms} ms: need rise > 0, hold >= 0, rise + hold < 1")
+            raise SettingsError(f"event at {self.onset_ms} ms: need rise > 0, hold >= 0, rise + hold < 1")
         for au, _ in self.aus:
             if au not in AU_MOTIONS:
-                raise AupipeError(f"{au}: synth cannot inject it; use one of {' '.join(AU_MOTIONS)}")
+                raise SettingsError(f"{au}: synth cannot inject it; use one of {' '.join(AU_MOTIONS)}")
 
     @property
     def offset_ms(self) -> float:
@@ -263,7 +263,7 @@ def schedule(
     order = rng.permutation(len(kinds))
     free = duration_ms - 2 * settings.margin_ms - lengths.sum() - settings.gap_ms * max(len(kinds) - 1, 0)
     if free < 0:
-        raise AupipeError(
+        raise SettingsError(
             f"{len(kinds)} events do not fit in {duration_ms / 1000:.1f} s with {settings.gap_ms:g} ms gaps; "
             "ask for fewer events or a longer duration"
         )

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AupipeError
+from .errors import AupipeError, SettingsError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,7 +143,7 @@ def prepare(
     from .model import label_space, to_dataset_label
 
     if level not in LEVELS:
-        raise AupipeError(f"level '{level}' unknown; use one of: {', '.join(LEVELS)}")
+        raise SettingsError(f"level '{level}' unknown; use one of: {', '.join(LEVELS)}")
     segment = segment or SegmentSettings()
     data = load_dataset(dataset, label_source=label_source)
     emotion_map = mapping if isinstance(mapping, MappingType) else load_mapping(mapping)
@@ -170,7 +170,7 @@ def prepare(
         if chosen is None:
             chosen = channel_columns(list(frames.columns), segment.channels)
             if not chosen:
-                raise AupipeError(f"no per-frame column matches the channel patterns {', '.join(segment.channels)}")
+                raise SettingsError(f"no per-frame column matches the channel patterns {', '.join(segment.channels)}")
         missing = [c for c in chosen if c not in frames.columns]
         if missing:
             raise AupipeError(f"{clip.path.name}: cached features lack the columns {', '.join(missing[:3])}; retrain")
@@ -195,7 +195,7 @@ def prepare(
         info["target"] = target
         tensors.append(X)
         rows.append(info)
-    if not rows:
+    if not rows or chosen is None:  # chosen is set by the first clip read, so rows imply it
         raise AupipeError(f"{data.root}: no usable window in the dataset ({len(skipped)} clips skipped)")
     windows = pd.concat(rows, ignore_index=True)
     order = _micro_labels(emotion_map) if level == "micro" else list(data.labels)
@@ -207,7 +207,6 @@ def prepare(
     used = set(windows["clip_id"])
     clips = data.table()
     clips = clips[clips["clip_id"].isin(used)].reset_index(drop=True)
-    assert chosen is not None
     return SegmentData(
         X=np.concatenate(tensors).astype(np.float32),
         y=windows["target"].map(index).to_numpy(dtype=np.int64),
@@ -494,7 +493,7 @@ def _splits(groups: np.ndarray, folds: int | str) -> tuple[list[tuple[np.ndarray
     if folds == "loao" or (isinstance(folds, int) and folds >= n_groups):
         return list(LeaveOneGroupOut().split(dummy, dummy, groups)), f"leave-one-subject-out ({n_groups} folds)"
     if not isinstance(folds, int) or folds < 2:
-        raise AupipeError(f"folds must be 'loao' or an integer >= 2 (got {folds!r})")
+        raise SettingsError(f"folds must be 'loao' or an integer >= 2 (got {folds!r})")
     return list(GroupKFold(n_splits=folds).split(dummy, dummy, groups)), f"GroupKFold by subject ({folds} folds)"
 
 

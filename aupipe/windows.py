@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import AupipeError
+from .errors import SettingsError
 
 STATS: tuple[str, ...] = ("peak", "mean", "rise")
 INFO_COLUMNS: tuple[str, ...] = (
@@ -37,7 +37,7 @@ class WindowSettings:
 
     def __post_init__(self) -> None:
         if not (self.window_ms > 0 and self.stride_ms > 0):
-            raise AupipeError(f"window_ms and stride_ms must be > 0 (got {self.window_ms}, {self.stride_ms})")
+            raise SettingsError(f"window_ms and stride_ms must be > 0 (got {self.window_ms}, {self.stride_ms})")
 
 
 @dataclass(frozen=True)

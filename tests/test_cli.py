@@ -126,6 +126,12 @@ def test_malformed_mapping_names_file_and_line(tmp_path: Path) -> None:
     assert not (tmp_path / "w.csv").exists()
 
 
+def test_contradicting_options_get_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = aupipe_cli("run", clip("HAP"), "-o", tmp_path / "w.csv", "--events", tmp_path / "e.csv", "--no-spotting")
+    assert_one_line_error(result, 2, "--events needs spotting")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("target", ["missing_dir/w.csv", "a_folder", "a_file/w.csv"])
 def test_unwritable_output_gets_one_line_and_exit_4(tmp_path: Path, target: str) -> None:
     (tmp_path / "a_folder").mkdir()

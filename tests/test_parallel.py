@@ -86,6 +86,48 @@ def test_without_overlap_the_border_frames_move(looped: Path) -> None:
     assert cold_px > 1.0 > 0.5 > warm_px
 
 
+def mp4_clip(emotion: str, n_frames: int, path: Path) -> Path:
+    """The first ``n_frames`` of the sample clip ``emotion`` (looped), as MP4 (mp4v) at 30 fps."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip(emotion)))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, frames[0].shape[1::-1])
+    for k in range(n_frames):
+        writer.write(frames[k % len(frames)])
+    writer.release()
+    return path
+
+
+def test_two_workers_on_mp4_match_one(tmp_path: Path) -> None:
+    """MP4 seeks by key frame (not frame-exact like MJPG AVI): the second span must still start on its frame."""
+    path = mp4_clip("HAP", 90, tmp_path / "clip.mp4")
+    spans = parallel.plan_spans(video.probe(path), 2, SHORT_SPANS.parallel)
+    assert len(spans) == 2 and spans[1].read_from > 0  # the second worker seeks into the file
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", aupipe.AupipeWarning)  # e.g. timestamps stepping back at the border
+        one = aupipe.analyze(path, settings=SHORT_SPANS, workers=1)
+        two = aupipe.analyze(path, settings=SHORT_SPANS, workers=2)
+    assert len(one.frames) == len(two.frames) == 90
+    for column in ("frame", "time_ms", "face_found"):
+        assert one.frames[column].tolist() == two.frames[column].tolist()
+    # A seek that lands a few frames off shifts the second span's landmarks by pixels, not 0.05 px.
+    landmark_px = np.abs(one.frames[LANDMARKS].to_numpy() - two.frames[LANDMARKS].to_numpy())
+    au_columns = [c for c in one.frames.columns if c.startswith("AU") and c.endswith("_r")]
+    au_diff = np.abs(one.frames[au_columns].to_numpy() - two.frames[au_columns].to_numpy())
+    assert np.nanmax(landmark_px) < 0.5
+    assert np.nanmax(au_diff) < 0.05
+    pd.testing.assert_frame_equal(
+        one.windows[["window", "start_ms", "end_ms", "n_frames"]], two.windows[["window", "start_ms", "end_ms", "n_frames"]]
+    )
+
+
 def test_bad_workers_value_is_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys

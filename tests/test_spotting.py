@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aupipe import aus, spot_eval, spotting, synth
-from aupipe.errors import AupipeError, InputError
+from aupipe.errors import AupipeError, InputError, SettingsError
 
 FPS = 30.0
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -118,7 +118,7 @@ def test_empty_and_bad_inputs() -> None:
         spot_eval.evaluate(pd.DataFrame({"start": [0], "kind": ["micro"]}), events([(0, 1, "micro")]))
     with pytest.raises(InputError, match="ends before"):
         spot_eval.evaluate(events([(5, 1, "micro")]), events([(0, 1, "micro")]))
-    with pytest.raises(AupipeError):
+    with pytest.raises(SettingsError):
         spot_eval.evaluate(empty, empty, iou=0.0)
 
 
@@ -358,9 +358,9 @@ def test_profile_and_schedule() -> None:
     truth = synth.truth_table(plan, 30.0)
     assert list(truth.columns) == list(synth.TRUTH_COLUMNS)
     assert (truth["onset_frame"] <= truth["apex_frame"]).all() and (truth["apex_frame"] <= truth["offset_frame"]).all()
-    with pytest.raises(AupipeError, match="fit"):
+    with pytest.raises(SettingsError, match="fit"):
         synth.schedule(5_000.0, 10, 3)
-    with pytest.raises(AupipeError, match="AU25"):
+    with pytest.raises(SettingsError, match="AU25"):
         synth.SynthEvent(0.0, 100.0, (("AU25", 0.05),))
 
 
@@ -429,9 +429,9 @@ def test_spotting_reaches_f1_of_0_8_per_kind_on_the_synthetic_clip(
 
 
 def test_settings_are_validated() -> None:
-    with pytest.raises(AupipeError, match="AU99"):
+    with pytest.raises(SettingsError, match="AU99"):
         spotting.SpottingSettings(aus=("AU99",))
-    with pytest.raises(AupipeError):
+    with pytest.raises(SettingsError):
         spotting.SpottingSettings(min_ms=600.0)
     assert "AU43" in spotting.SpottingSettings(blinks=True).spotted
     assert not {"AU25", "AU26", "AU43"} & set(spotting.SpottingSettings().spotted)
