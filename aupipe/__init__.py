@@ -8,7 +8,7 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``run(path, windows_out, frames_out=None, mapping=None, ...)`` -> ``RunSummary``: the same,
   streamed into CSV or Parquet files written atomically.
 - ``batch(inputs, out_dir, ...)`` -> ``BatchSummary``: ``run`` over many videos, resumable, with a
-  manifest and one dataset-level Parquet of all windows (``aupipe.batching``).
+  manifest and one dataset-level Parquet of all windows (``aupipe.running.batching``).
 - ``calibrate(videos, reference, out_dir)`` -> ``CalibrationResult``: fit the AU intensities to a
   lab's own reference codes; use it with ``analyze(..., au_calibration=out_dir)``.
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
@@ -24,17 +24,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AupipeError, AupipeWarning, InputError, MappingError, ModelError, OutputError, SettingsError
+from aupipe.errors import AupipeError, AupipeWarning, InputError, MappingError, ModelError, OutputError, SettingsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .batching import BatchSummary
-    from .calibration_fit import CalibrationResult
-    from .mapping import Mapping
-    from .pipeline import AnalysisResult, PipelineSettings, RunSummary
+    from aupipe.running.batching import BatchSummary
+    from aupipe.learning.calibration_fit import CalibrationResult
+    from aupipe.rules.mapping import Mapping
+    from aupipe.running.analyze import AnalysisResult
+    from aupipe.chain.settings import PipelineSettings
+    from aupipe.running.run import RunSummary
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "AnalysisResult",
@@ -65,12 +67,12 @@ def _settings(
 ) -> PipelineSettings:
     import dataclasses
 
-    from .pipeline import PipelineSettings
-    from .windows import WindowSettings
+    from aupipe.chain.settings import PipelineSettings
+    from aupipe.signal.windows import WindowSettings
 
     base = settings or PipelineSettings()
     if au_calibration is not None:
-        from .calibration import load_calibration
+        from aupipe.signal.calibration import load_calibration
 
         load_calibration(str(au_calibration))  # fail on a missing or broken calibration before any work
         base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration=str(au_calibration)))
@@ -95,14 +97,14 @@ def _baseline(
         return dataclasses.replace(
             settings, aus=dataclasses.replace(settings.aus, neutral_range_s=(start_s, end_s))
         ), None
-    from .pipeline import neutral_baseline
+    from aupipe.chain.stream import neutral_baseline
 
     return settings, neutral_baseline(neutral, settings)
 
 
 def _mapping(mapping: str | Path | Mapping | None) -> Mapping:
-    from .mapping import Mapping as MappingType
-    from .mapping import load_mapping as load
+    from aupipe.rules.mapping import Mapping as MappingType
+    from aupipe.rules.mapping import load_mapping as load
 
     return mapping if isinstance(mapping, MappingType) else load(mapping)
 
@@ -139,7 +141,7 @@ def analyze(
     calibration (docs/aus.md). Raises ``InputError`` for a missing, unreadable, corrupt or
     empty video.
     """
-    from .pipeline import analyze as analyze_video
+    from aupipe.running.analyze import analyze as analyze_video
 
     emotion_map = _mapping(mapping)
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
@@ -179,7 +181,7 @@ def run(
     of the clip and of every ``summary_segment_s`` seconds). No output may be the input or
     another output (OutputError, exit 4, before any work).
     """
-    from .pipeline import run as run_video
+    from aupipe.running.run import run as run_video
 
     emotion_map = _mapping(mapping)
     chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
@@ -222,7 +224,7 @@ def batch(
     ``rule_weight``, ``settings`` as for ``analyze``. Call under ``if __name__ == "__main__":``
     in a script (worker processes re-import it). See docs/performance.md.
     """
-    from .batching import BatchJob, run_batch
+    from aupipe.running.batching import BatchJob, run_batch
 
     job = BatchJob(
         settings=_settings(window_ms, stride_ms, settings), emotion_map=_mapping(mapping),
@@ -258,9 +260,9 @@ def calibrate(
     held-out r, ICC(3,1), presence F1 and per-person r per AU and form). Bad reference files
     raise ``InputError`` with one line. See docs/aus.md.
     """
-    from .aus import AU_NAMES
-    from .calibration_fit import CalibrationSettings
-    from .calibration_fit import calibrate as fit
+    from aupipe.signal.aus import AU_NAMES
+    from aupipe.learning.calibration_fit import CalibrationSettings
+    from aupipe.learning.calibration_fit import calibrate as fit
 
     unknown = [au for au in keep_hand if au not in AU_NAMES]
     if unknown:
@@ -271,34 +273,42 @@ def calibrate(
 
 def load_mapping(name_or_path: str | Path | None = None) -> Mapping:
     """Load and validate an emotion mapping: a shipped name, a YAML path, or None (micro_emotions)."""
-    from .mapping import load_mapping as load
+    from aupipe.rules.mapping import load_mapping as load
 
     return load(name_or_path)
 
 
 def score_emotions(intensity: pd.DataFrame, mapping: str | Path | Mapping | None = None) -> pd.DataFrame:
     """Score AU intensities (columns ``AU12``, ``AU12_left``..., 0-5) with a mapping; see docs/mapping.md."""
-    from .mapping import score
+    from aupipe.rules.mapping import score
 
     return score(intensity, _mapping(mapping))
 
 
 def __getattr__(name: str) -> Any:
     """Result and settings types load lazily (they pull in pandas)."""
-    if name in {"AnalysisResult", "PipelineSettings", "RunSummary"}:
-        from . import pipeline
+    if name == "PipelineSettings":
+        from aupipe.chain.settings import PipelineSettings
 
-        return getattr(pipeline, name)
+        return PipelineSettings
+    if name == "AnalysisResult":
+        from aupipe.running.analyze import AnalysisResult
+
+        return AnalysisResult
+    if name == "RunSummary":
+        from aupipe.running.run import RunSummary
+
+        return RunSummary
     if name == "BatchSummary":
-        from .batching import BatchSummary
+        from aupipe.running.batching import BatchSummary
 
         return BatchSummary
     if name == "CalibrationResult":
-        from .calibration_fit import CalibrationResult
+        from aupipe.learning.calibration_fit import CalibrationResult
 
         return CalibrationResult
     if name == "Mapping":
-        from . import mapping
+        from aupipe.rules import mapping
 
         return mapping.Mapping
     raise AttributeError(f"module 'aupipe' has no attribute {name!r}")

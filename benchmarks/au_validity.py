@@ -15,7 +15,7 @@ the project. Parts:
 (e) the HAP check on ``data/samples/1001_DFA_HAP_XX.flv``: AU04 peak in the first windows (no
     frown in a smile) and the 90th percentiles of AU06 / AU12 next to OpenFace's.
 
-Agreement (``aupipe.agreement``) is pooled over frames where both found the face (aupipe
+Agreement (``aupipe.learning.agreement``) is pooled over frames where both found the face (aupipe
 ``face_found``, OpenFace ``success == 1``); "pers r" is the median over people of each person's r.
 OpenFace is a reference, not ground truth (its r with human coders is about 0.6 on DISFA).
 
@@ -64,7 +64,7 @@ FIXED: dict[str, str | None] = {"hand": "hand", "shipped": None}
 FORM_LETTER = {"hand": "H", "linear": "L", "ramp": "R"}
 
 
-FIT = importlib.import_module("aupipe.calibration_fit")
+FIT = importlib.import_module("aupipe.learning.calibration_fit")
 
 
 @contextmanager
@@ -279,7 +279,7 @@ def openface_p90(csv: Path, columns: Sequence[str]) -> dict[str, float]:
 
 def hap_check(path: Path, openface_csv: Path) -> str:
     import aupipe
-    from aupipe.pipeline import PipelineSettings
+    from aupipe.chain import PipelineSettings
 
     columns = ("AU06_r", "AU12_r")
     lines = [

@@ -2,7 +2,7 @@
 
 For each labelled clip the landmarks, AUs and windows are computed once (``aupipe.analyze`` with
 the first mapping), then the window table is re-labelled with every other mapping through
-``aupipe.pipeline.label_windows`` (the same scoring ``analyze`` does, ``speaking`` and any other
+``aupipe.chain.label_windows`` (the same scoring ``analyze`` does, ``speaking`` and any other
 window column included). A clip's label under a mapping is the core emotion with the most
 windows, ignoring windows with no face (``face_coverage == 0``) and windows whose ``emotion`` is
 ``uncertain``; "uncertain" when every window is ignored. The core emotion becomes a dataset label
@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 import aupipe  # noqa: E402
 from aupipe import pipeline  # noqa: E402
-from aupipe.datasets import cremad, is_video  # noqa: E402
-from aupipe.mapping import Mapping, list_mappings  # noqa: E402
+from aupipe.learning.datasets import cremad, is_video  # noqa: E402
+from aupipe.rules.mapping import Mapping, list_mappings  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 SUMMARY = ROOT / "data" / "cremad" / "summaryTable.csv"

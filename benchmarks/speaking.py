@@ -3,14 +3,14 @@
 For each clip of the development corpus (``../shared/corpus``: talking heads, interviews,
 acted expressions without speech, singing...) and for the bundled CREMA-D samples (an actor
 saying one sentence after a short silent start), prints the share of face frames that
-``aupipe.speech`` marks as speaking, next to the manifest's description and what is expected:
+``aupipe.signal.speech`` marks as speaking, next to the manifest's description and what is expected:
 
 - ``talk``: the description says talking, an interview or an address (most frames speaking);
 - ``quiet``: acted expressions, grimaces or a still face without talk (few frames speaking);
 - ``-``: anything else (singing, laughing, crying, several faces): shown, not scored.
 
 Raw frame tables are read from ``--cache`` (``<clip stem>.parquet``, the columns of
-``aupipe.pipeline.stream_frames``) when there, else made with ``stream_frames`` (slow).
+``aupipe.chain.stream_frames``) when there, else made with ``stream_frames`` (slow).
 Without the corpus folder, it says so and exits 0.
 
 ``--folds`` shows how much the thresholds rest on particular people: for each person (the

@@ -1,10 +1,10 @@
 """Spotting benchmark (prints its figures; not a test).
 
-1. False positives per minute on uninjected footage: a sample clip ping-pong looped (aupipe.synth
+1. False positives per minute on uninjected footage: a sample clip ping-pong looped (aupipe.events.synth
    with no events, so there are no jumps) for ``--minutes`` minutes, run through the pipeline and
    the spotter; every event found is a false positive (the footage has speech and blinks, no
    injected expression). Also the F1 on the same footage with injected events, for reference.
-2. Spotting's share of the run time: the pipeline's chunks (``aupipe.pipeline.stream``) timed
+2. Spotting's share of the run time: the pipeline's chunks (``aupipe.running.chain.stream``) timed
    with and without ``spotting.step`` on each chunk.
 3. Peak memory (RSS) at 1 and at 60 minutes of video, each in a fresh process:
    - the spotter alone, fed 1 or 60 minutes of real frame rows (the analysed minute replayed back
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 def looped_clip(clip: Path, minutes: float, out: Path, events: list | None = None, seed: int = 0) -> object:
     """``clip`` ping-pong looped to ``minutes`` (mp4v); with ``events=None`` nothing is injected.
     Returns synth's ground-truth table."""
-    from aupipe import synth
+    from aupipe.events import synth
 
     if events is None:
         return synth.synthesize(clip, out, events=[], duration_s=minutes * 60)
@@ -49,15 +49,17 @@ def stream_timed(path: Path) -> tuple[object, object, float, float]:
     spent in the pipeline's own chunks and in ``spotting.step``."""
     import pandas as pd
 
-    from aupipe import mapping, pipeline, spotting
+    from aupipe.rules import mapping
+    from aupipe import chain
+    from aupipe.events import spotting
 
     emotion_map = mapping.load_mapping()
-    settings = pipeline.PipelineSettings(include_landmarks=False)
+    settings = chain.PipelineSettings(include_landmarks=False)
     state = spotting.SpottingState()
     frames, events = [], []
     spent_spot = 0.0
     start = time.perf_counter()
-    for chunk, _ in pipeline.stream(path, emotion_map, settings):
+    for chunk, _ in chain.stream(path, emotion_map, settings):
         t0 = time.perf_counter()
         found, state = spotting.step(state, chunk.frames if len(chunk.frames) else None, emotion_map=emotion_map)
         spent_spot += time.perf_counter() - t0
@@ -74,7 +76,7 @@ def stream_timed(path: Path) -> tuple[object, object, float, float]:
 def _replay_child(frames_pkl: str, minutes: float, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     import pandas as pd
 
-    from aupipe import spotting
+    from aupipe.events import spotting
 
     table = pd.read_pickle(frames_pkl)
     loop_ms = float(table["time_ms"].iloc[-1]) + float(table["time_ms"].diff().median())
@@ -142,7 +144,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import aupipe
-    from aupipe import spot_eval, spotting
+    from aupipe.events import spot_eval
+    from aupipe.events import spotting
 
     warnings.simplefilter("ignore", aupipe.AupipeWarning)
     with tempfile.TemporaryDirectory() as tmp:

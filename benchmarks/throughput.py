@@ -55,14 +55,15 @@ def looped_video(clip: Path, loops: int, out: Path) -> Path:
 
 def landmark_stage_fps(path: Path) -> tuple[int, float]:
     """Frames and frames/s of decode + landmark detection alone (chunks of 64, as the pipeline)."""
-    from aupipe import landmarks, video
-    from aupipe._native import quiet_native_stderr
-    from aupipe.pipeline import _batched
+    from aupipe.signal import landmarks
+    from aupipe.signal import video
+    from aupipe.signal.native import quiet_native_stderr
+    from aupipe.chain import batched
 
     with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
         start = time.perf_counter()
         n, timestamp = 0, -1
-        for frames in _batched(iter(video.iter_frames(path)), 64):
+        for frames in batched(iter(video.iter_frames(path)), 64):
             batch = landmarks.detect(landmarker, frames, timestamp)
             timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
             n += len(batch)
@@ -71,18 +72,23 @@ def landmark_stage_fps(path: Path) -> tuple[int, float]:
 
 def stage_shares(path: Path) -> dict[str, float]:
     """Seconds spent in each stage over the whole video (the same calls ``aupipe.run`` makes)."""
-    from aupipe import aus, landmarks, mapping, pipeline, video, windows
-    from aupipe._native import quiet_native_stderr
+    from aupipe.signal import aus
+    from aupipe.signal import landmarks
+    from aupipe.rules import mapping
+    from aupipe import chain
+    from aupipe.signal import video
+    from aupipe.signal import windows
+    from aupipe.signal.native import quiet_native_stderr
 
     emotion_map = mapping.load_mapping()
-    settings = pipeline.PipelineSettings()
+    settings = chain.PipelineSettings()
     names = ["decode+landmarks", "normalise+measures", "AUs", "windows", "mapping"]
     spent = dict.fromkeys(names, 0.0)
     au_state, window_state = aus.AuState(), windows.WindowState()
     with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
         timestamp = -1
         clock = time.perf_counter()
-        batches = pipeline._batched(iter(video.iter_frames(path)), settings.chunk_frames)
+        batches = chain.batched(iter(video.iter_frames(path)), settings.chunk_frames)
         for frames in [*batches, None]:
             marks = [clock]
             raw = None
@@ -90,16 +96,16 @@ def stage_shares(path: Path) -> dict[str, float]:
                 batch = landmarks.detect(landmarker, frames, timestamp)
                 timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
                 marks.append(time.perf_counter())
-                raw = pipeline.frame_table(batch, settings)
+                raw = chain.frame_table(batch, settings)
             else:
                 marks.append(time.perf_counter())
             marks.append(time.perf_counter())
             rows, au_state = aus.step(au_state, raw, settings.aus, final=frames is None)
-            rows = pipeline.order_columns(rows) if len(rows) else None
+            rows = chain.order_columns(rows) if len(rows) else None
             marks.append(time.perf_counter())
             done, window_state = windows.step(window_state, rows, settings.windows, final=frames is None)
             marks.append(time.perf_counter())
-            pipeline.label_windows(done, emotion_map)
+            chain.label_windows(done, emotion_map)
             marks.append(time.perf_counter())
             for key, begin, end in zip(names, marks[:-1], marks[1:], strict=True):
                 spent[key] += end - begin
@@ -109,7 +115,8 @@ def stage_shares(path: Path) -> dict[str, float]:
 
 def _peak_rss_child(path: str, with_frames: bool, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     import aupipe
-    from aupipe import landmarks, mapping
+    from aupipe.signal import landmarks
+    from aupipe.rules import mapping
 
     landmarks.import_mediapipe()  # imports are not the run's cost
     mapping.load_mapping()
@@ -137,7 +144,8 @@ def _scale_child(kind: str, path: str, workers: int, queue: mp.Queue) -> None:  
     import warnings
 
     import aupipe
-    from aupipe import landmarks, mapping
+    from aupipe.signal import landmarks
+    from aupipe.rules import mapping
 
     warnings.simplefilter("ignore", aupipe.AupipeWarning)
     landmarks.import_mediapipe()  # imports are not the job's cost
@@ -175,7 +183,7 @@ def scale_figures(clip: Path, minutes: float, workers: int, batch_clips: int) ->
 
     import cv2
 
-    from aupipe.parallel import available_cores, resolve_workers
+    from aupipe.chain.parallel import available_cores, resolve_workers
 
     n_workers = resolve_workers(workers or None)
     capture = cv2.VideoCapture(str(clip))

@@ -32,8 +32,8 @@ SAMPLES = ROOT / "data" / "samples"
 
 def feature_figures(workers: int) -> dict[str, Any]:
     """Extract the six sample clips into a fresh cache: with one worker, then with ``workers``."""
-    from aupipe.datasets import load_dataset
-    from aupipe.features import extract_features
+    from aupipe.learning.datasets import load_dataset
+    from aupipe.learning.features import extract_features
 
     clips = load_dataset([SAMPLES / f"1001_DFA_{e}_XX.flv" for e in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")]).clips
     out: dict[str, Any] = {}
@@ -51,8 +51,8 @@ def feature_figures(workers: int) -> dict[str, Any]:
 
 def default_channel_count() -> int:
     """How many input channels the default patterns (``AU*_r``, ``AU*_c``) give with this aupipe."""
-    from aupipe.features import SegmentSettings, channel_columns
-    from aupipe.pipeline import PipelineSettings, frame_table_empty
+    from aupipe.learning.features import SegmentSettings, channel_columns
+    from aupipe.chain import PipelineSettings, frame_table_empty
 
     columns = list(frame_table_empty(PipelineSettings(include_landmarks=False)).columns)
     return len(channel_columns(columns, SegmentSettings().channels))
@@ -62,7 +62,7 @@ def relief_figures(rows: int, channels: int) -> dict[str, Any]:
     """Seconds for ReliefF on ``rows`` synthetic windows of ``channels`` channels (4 summaries each)."""
     import numpy as np
 
-    from aupipe.selection import relieff_select
+    from aupipe.learning.selection import relieff_select
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(rows, 16, channels)).astype(np.float32)
@@ -101,7 +101,7 @@ def network_figures(n_windows: int, epochs: int) -> dict[str, Any]:
     import keras
     import numpy as np
 
-    from aupipe.model import NetworkConfig, build_network
+    from aupipe.learning.model import NetworkConfig, build_network
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n_windows, 16, 24)).astype(np.float32)

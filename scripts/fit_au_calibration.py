@@ -56,7 +56,7 @@ def main() -> int:
     if not (args.corpus / "manifest.json").exists():
         print(f"no corpus at {args.corpus}: nothing to fit", file=sys.stderr)
         return 0
-    from aupipe import calibration_fit as calibrate
+    from aupipe.learning import calibration_fit as calibrate
 
     manifest = json.loads((args.corpus / "manifest.json").read_text())
     groups = person_groups(manifest)

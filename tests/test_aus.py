@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import aus
+from aupipe.signal import aus
 
 from .conftest import CREMAD, clip
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import batching as batch
+from aupipe.running import batching as batch
 
 from .conftest import CREMAD, SAMPLES, clip
 import contextlib

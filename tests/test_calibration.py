@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import aus, calibration, cli
-from aupipe.calibration_fit import raw_frames
+from aupipe.signal import aus
+from aupipe.signal import calibration
+from aupipe.cli import main as cli
+from aupipe.learning.calibration_fit import raw_frames
 
 from .conftest import SAMPLES, clip
 

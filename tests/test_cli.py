@@ -141,7 +141,7 @@ def test_unwritable_output_gets_one_line_and_exit_4(tmp_path: Path, target: str)
 
 
 def test_help_is_fast_and_does_not_load_heavy_libraries() -> None:
-    code = "import sys, aupipe.cli; aupipe.cli.build_parser(); print(sorted(m for m in ('mediapipe', 'tensorflow', 'keras', 'pandas', 'cv2') if m in sys.modules))"
+    code = "import sys, aupipe.cli.main; aupipe.cli.main.build_parser(); print(sorted(m for m in ('mediapipe', 'tensorflow', 'keras', 'pandas', 'cv2') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -178,7 +178,7 @@ def test_every_broken_mapping_gets_one_line_from_the_cli() -> None:
     assert len(BROKEN) >= 15
     # one interpreter for the whole corpus: the same code path as the console script
     code = (
-        "import sys, io, contextlib, aupipe.cli as cli\n"
+        "import sys, io, contextlib, aupipe.cli.main as cli\n"
         "for path in sys.argv[1:]:\n"
         "    err = io.StringIO()\n"
         "    with contextlib.redirect_stderr(err):\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aupipe.datasets import load_dataset
-from aupipe.datasets.cremad import parse_name
+from aupipe.learning.datasets import load_dataset
+from aupipe.learning.datasets.cremad import parse_name
 from aupipe.errors import InputError
 
 from .conftest import CREMAD, clip

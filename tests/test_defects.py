@@ -13,21 +13,26 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import batching, pipeline, spot_eval, synth, training
+from aupipe.running import batching
+from aupipe import chain
+from aupipe.running import run as running_run
+from aupipe.events import spot_eval
+from aupipe.events import synth
+from aupipe.learning import training
 from aupipe.errors import OutputError, SettingsError
-from aupipe.features import SegmentSettings
-from aupipe.output import AtomicCsvWriter, AtomicParquetWriter
-from aupipe.speech import SpeechSettings
-from aupipe.spotting import SpottingSettings
-from aupipe.windows import WindowSettings
+from aupipe.learning.features import SegmentSettings
+from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter
+from aupipe.signal.speech import SpeechSettings
+from aupipe.events.spotting import SpottingSettings
+from aupipe.signal.windows import WindowSettings
 
 from .conftest import ROOT, clip
 
 NO_EVENTS = pd.DataFrame({"onset_ms": [], "offset_ms": [], "kind": []})
 
 
-def pipeline_settings(**changes: object) -> pipeline.PipelineSettings:
-    return dataclasses.replace(pipeline.PipelineSettings(), **changes)
+def pipeline_settings(**changes: object) -> chain.PipelineSettings:
+    return dataclasses.replace(chain.PipelineSettings(), **changes)
 
 
 BAD_SETTINGS: dict[str, Callable[[], object]] = {
@@ -41,7 +46,7 @@ BAD_SETTINGS: dict[str, Callable[[], object]] = {
     "synth schedule": lambda: synth.schedule(5_000.0, 10, 3),
     "spot-eval iou": lambda: spot_eval.evaluate(NO_EVENTS, NO_EVENTS, iou=0.0),
     "spot-eval unit": lambda: spot_eval.evaluate(NO_EVENTS, NO_EVENTS, unit="s"),
-    "AU backend": lambda: pipeline.initial_state(clip("HAP"), pipeline_settings(au_backend="nope")),
+    "AU backend": lambda: chain.initial_state(clip("HAP"), pipeline_settings(au_backend="nope")),
     "batch engine": lambda: batching.run_batch([clip("HAP")], "unused", engine="nope"),
     "training level": lambda: training.prepare("unused", level="nope"),
 }
@@ -57,7 +62,7 @@ def test_bad_settings_raise_settings_error(case: str) -> None:
 def test_events_without_spotting_is_a_settings_error_and_writes_nothing(tmp_path: Path) -> None:
     settings = pipeline_settings(spotting=None)
     with pytest.raises(SettingsError, match="spotting"):
-        pipeline.run(clip("HAP"), tmp_path / "w.csv", events_out=tmp_path / "e.csv", settings=settings)
+        running_run.run(clip("HAP"), tmp_path / "w.csv", events_out=tmp_path / "e.csv", settings=settings)
     assert list(tmp_path.iterdir()) == []
 
 

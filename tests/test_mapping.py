@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from aupipe.errors import AupipeError, MappingError
-from aupipe.mapping import (
+from aupipe.rules.mapping import (
     KNOWN_AUS,
     SIDED_AUS,
     Category,
@@ -29,14 +29,14 @@ from aupipe.mapping import (
     validate_file,
     validation_warnings,
 )
-from aupipe.mapping import score as score_with_uncertainty
+from aupipe.rules.mapping import score as score_with_uncertainty
 
 #: The rule engine's tests read every winner as it is; "uncertain" is tested in test_scoring.py.
 CERTAIN = Uncertainty(min_margin=0.0, min_face_coverage=0.0, max_head_turn_deg=90.0, min_baseline_confidence=0.0)
 
 
 def score(frame: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
-    """``aupipe.mapping.score`` with the uncertain tests switched off (as ``uncertain: false`` does)."""
+    """``aupipe.rules.mapping.score`` with the uncertain tests switched off (as ``uncertain: false`` does)."""
     import dataclasses
 
     return score_with_uncertainty(frame, dataclasses.replace(mapping, uncertainty=CERTAIN))

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import parallel, pipeline, video
-from aupipe.pipeline import ParallelSettings, PipelineSettings
+from aupipe.chain import parallel
+from aupipe import chain
+from aupipe.signal import video
+from aupipe.chain import ParallelSettings, PipelineSettings
 
 from .conftest import clip, looped_clip
 
@@ -75,7 +77,7 @@ def test_two_workers_match_one_within_the_tracker_warm_up(
 
 def test_without_overlap_the_border_frames_move(looped: Path) -> None:
     """The check above can fail: a span started cold (no warm-up) lands pixels away at its first frames."""
-    one = pd.concat(pipeline.stream_frames(looped, SHORT_SPANS), ignore_index=True)
+    one = pd.concat(chain.stream_frames(looped, SHORT_SPANS), ignore_index=True)
     border = parallel.plan_spans(video.probe(looped), 2, SHORT_SPANS.parallel)[2].start
     cold = pd.concat(parallel.span_frames(looped, parallel.Span(border, border + 10, border), SHORT_SPANS))
     warm = pd.concat(parallel.span_frames(looped, parallel.Span(border, border + 10, border - 30), SHORT_SPANS))

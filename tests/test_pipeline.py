@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import aus, windows
+from aupipe.signal import aus
+from aupipe.signal import windows
 
 from .conftest import CREMAD, SAMPLES, clip
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from aupipe.errors import AupipeWarning, InputError
-from aupipe.references import align, pair_references, read_reference
-from aupipe.video import probe
+from aupipe.learning.references import align, pair_references, read_reference
+from aupipe.signal.video import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 NEU_CLIP = ROOT / "data" / "samples" / "1001_DFA_NEU_XX.flv"

@@ -14,8 +14,8 @@ import pytest
 
 import aupipe
 from aupipe.errors import MappingError
-from aupipe.mapping import list_mappings, load_mapping, parse_mapping, score
-from aupipe.summary import SummarySettings, SummaryState, step, summarize, table
+from aupipe.rules.mapping import list_mappings, load_mapping, parse_mapping, score
+from aupipe.events.summary import SummarySettings, SummaryState, step, summarize, table
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -46,7 +46,7 @@ def test_graded_scores_are_the_documented_weighted_means() -> None:
 def test_graded_score_never_falls_when_an_au_rises() -> None:
     mapping = load_mapping("basic_emotions")
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame(rng.uniform(0, 5, (200, 19)), columns=list(aupipe.mapping.KNOWN_AUS))
+    frame = pd.DataFrame(rng.uniform(0, 5, (200, 19)), columns=list(aupipe.rules.mapping.KNOWN_AUS))
     raised = frame.copy()
     raised["AU06"] = np.minimum(raised["AU06"] + 1.0, 5.0)
     before, after = score(frame, mapping)["score_happiness"], score(raised, mapping)["score_happiness"]
@@ -114,7 +114,7 @@ def test_every_shipped_mapping_keeps_the_neutral_sample_neutral_or_uncertain(ana
     """Done-when of the labels issue, on the NEU sample: >= 80% of windows neutral or uncertain,
     except micro_emotions' single-AU rule 'bored' (AU07 without AU12), measured at 75%."""
     windows = analysed["NEU"].windows
-    from aupipe.pipeline import label_windows
+    from aupipe.chain import label_windows
 
     base = windows.drop(columns=[c for c in windows.columns if c.startswith("score_") or c.startswith("emotion")
                                  or c == "core_emotion"])  # fmt: skip

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aupipe import pipeline, speech, windows
+from aupipe import chain
+from aupipe.signal import speech
+from aupipe.signal import windows
 from aupipe.errors import AupipeError
 
 from .conftest import CREMAD, SAMPLES, clip
@@ -17,12 +19,12 @@ from .conftest import CREMAD, SAMPLES, clip
 @pytest.fixture(scope="session")
 def raw_tables() -> dict[str, pd.DataFrame]:
     """Raw frame tables (``stream_frames``, real model) of the six CREMA-D clips and single_face."""
-    settings = pipeline.PipelineSettings(include_landmarks=False)
+    settings = chain.PipelineSettings(include_landmarks=False)
     paths = {emotion: clip(emotion) for emotion in CREMAD} | {"single_face": SAMPLES / "single_face.mp4"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {
-            name: pd.concat(list(pipeline.stream_frames(path, settings)), ignore_index=True)
+            name: pd.concat(list(chain.stream_frames(path, settings)), ignore_index=True)
             for name, path in paths.items()
         }
 

@@ -1,4 +1,4 @@
-"""Spotting (aupipe.spotting), its evaluation (aupipe.spot_eval) and the synthetic generator (aupipe.synth).
+"""Spotting (aupipe.events.spotting), its evaluation (aupipe.events.spot_eval) and the synthetic generator (aupipe.events.synth).
 
 Most tests run on synthetic AU tables (fast); one test makes a 60 s synthetic clip from a
 sample clip, runs the real pipeline on it and checks the MEGC F1 of the spotter (issue 6).
@@ -17,7 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aupipe import aus, spot_eval, spotting, synth
+from aupipe.signal import aus
+from aupipe.events import spot_eval
+from aupipe.events import spotting
+from aupipe.events import synth
 from aupipe.errors import AupipeError, InputError, SettingsError
 
 FPS = 30.0
@@ -214,7 +217,7 @@ def test_usual_activity_is_not_an_event_but_a_departure_from_it_is() -> None:
 
 
 def test_events_are_labelled_by_the_mapping() -> None:
-    from aupipe import mapping
+    from aupipe.rules import mapping
 
     table = au_table(events=(("AU04", 30_000.0, 300.0, 3.0), ("AU07", 30_000.0, 300.0, 2.5)))
     found = spotting.spot(table, emotion_map=mapping.load_mapping())
@@ -439,7 +442,7 @@ def test_settings_are_validated() -> None:
 
 
 def test_flag_step_streams_the_same_flags() -> None:
-    from aupipe import windows as windows_stage
+    from aupipe.signal import windows as windows_stage
 
     table, whole = whole_stream_result()
     all_windows = windows_stage.compute_windows(table)

@@ -23,12 +23,12 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe import training
-from aupipe.datasets import load_dataset
-from aupipe.features import SegmentSettings, clip_segments, extract_features, file_sha256, load_frames, resample_windows
-from aupipe.model import ARTIFACT_FILES, ModelError, NetworkConfig, load_model, predict_windows
-from aupipe.pipeline import label_windows
-from aupipe.windows import compute_windows
+from aupipe.learning import training
+from aupipe.learning.datasets import load_dataset
+from aupipe.learning.features import SegmentSettings, clip_segments, extract_features, file_sha256, load_frames, resample_windows
+from aupipe.learning.model import ARTIFACT_FILES, ModelError, NetworkConfig, load_model, predict_windows
+from aupipe.chain import label_windows
+from aupipe.signal.windows import compute_windows
 
 from .conftest import CREMAD, SAMPLES, clip
 
@@ -67,22 +67,22 @@ def _parse(add: Any, argv: list[str]) -> argparse.Namespace:
 def stable_cache_key() -> Any:
     """Pin the stage-code part of the cache key: other files of the tree may be edited while tests run."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("aupipe.features.stage_fingerprint", lambda: "pinned-for-tests")
+        patch.setattr("aupipe.learning.features.stage_fingerprint", lambda: "pinned-for-tests")
         yield
 
 
 def test_cache_key_follows_content_settings_and_stage_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from aupipe.features import cache_path, pipeline_version
-    from aupipe.pipeline import PipelineSettings
+    from aupipe.learning.features import cache_path, pipeline_version
+    from aupipe.chain import PipelineSettings
 
     base = pipeline_version()
     assert base.startswith(f"{aupipe.__version__}-")
     assert pipeline_version(dataclasses.replace(PipelineSettings(), chunk_frames=8)) == base  # no effect on rows
     landmark_settings = dataclasses.replace(PipelineSettings().landmarks, min_face_detection_confidence=0.9)
     assert pipeline_version(dataclasses.replace(PipelineSettings(), landmarks=landmark_settings)) != base
-    monkeypatch.setattr("aupipe.features.stage_fingerprint", lambda: "changed AU code")
+    monkeypatch.setattr("aupipe.learning.features.stage_fingerprint", lambda: "changed AU code")
     assert pipeline_version() != base
     digest = file_sha256(clip("HAP"))
     assert digest == file_sha256(shutil.copy(clip("HAP"), tmp_path / "1002_DFA_HAP_XX.flv"))
@@ -202,7 +202,7 @@ def test_train_evaluate_and_run_with_the_model_end_to_end(cremad: Path, trained:
 def test_folds_never_share_a_subject_and_relieff_sees_training_rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
     import skrebate
 
-    from aupipe.selection import summarise
+    from aupipe.learning.selection import summarise
 
     data = training.synthetic_data(n_subjects=5, clips_per_class=2, windows_per_clip=4, seed=3)
     seen: list[np.ndarray] = []

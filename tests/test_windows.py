@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aupipe import windows
+from aupipe.signal import windows
 
 
 def frame_table(values: np.ndarray, fps: float = 30.0, face: np.ndarray | None = None) -> pd.DataFrame:

@@ -1,0 +1,216 @@
+"""``run``: stream a video through the chain into CSV or Parquet files, atomically, with Ctrl-C
+handling that keeps everything computed so far."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aupipe.chain.frames import frame_table_empty
+from aupipe.chain.parallel import raw_frames
+from aupipe.chain.settings import PipelineSettings
+from aupipe.chain.stream import advance, initial_state, window_table_empty
+from aupipe.errors import SettingsError
+from aupipe.events import spotting, summary
+from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
+from aupipe.rules import mapping
+from aupipe.signal import aus, video
+
+__all__ = ["RunSummary", "StopFlag", "load_predictor", "run"]
+
+
+def load_predictor(model: str | Path | None, emotion_map: mapping.Mapping, settings: PipelineSettings) -> Any:
+    """The trained window model (``aupipe train``), checked against mapping and windows; None without one."""
+    if model is None:
+        return None
+    from aupipe.learning.model import load_model
+
+    return load_model(model, emotion_map, window_ms=settings.windows.window_ms)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``run`` wrote: paths, frame and window counts, the baseline, and whether it was interrupted."""
+
+    windows_path: Path
+    frames_path: Path | None
+    n_frames: int
+    n_windows: int
+    interrupted: bool
+    baseline: aus.Baseline | None
+    events_path: Path | None = None
+    n_events: int = 0
+    n_face_frames: int = 0
+    summary_path: Path | None = None
+
+
+class StopFlag:
+    """First Ctrl-C asks the run to stop after the current chunk (``requested``; ``message``, if
+    given, is printed to stderr); a second one aborts at once (KeyboardInterrupt)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.requested = False
+        self._message = message
+        self._previous: object = None
+
+    def __enter__(self) -> StopFlag:
+        # A process told to ignore Ctrl-C (a batch worker: its parent decides) keeps ignoring it.
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._message:
+            print(self._message, file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Ctrl-C is held off for the block (a few renames); run outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run(
+    path: str | Path,
+    windows_out: str | Path,
+    frames_out: str | Path | None = None,
+    emotion_map: mapping.Mapping | None = None,
+    settings: PipelineSettings = PipelineSettings(),
+    progress: bool = True,
+    baseline: aus.Baseline | None = None,
+    baseline_out: str | Path | None = None,
+    model: str | Path | None = None,
+    rule_weight: float | None = None,
+    events_out: str | Path | None = None,
+    workers: int | None = 1,
+    output_format: str | None = None,
+    on_frames: Callable[[int], None] | None = None,
+    summary_out: str | Path | None = None,
+    summary_segment_s: float = 60.0,
+) -> RunSummary:
+    """Stream ``path`` into CSV or Parquet files; each file appears complete or not at all.
+
+    ``workers``: processes for the landmark stage (None = every core; see ``raw_frames``).
+    ``output_format``: "csv" or "parquet" for every file (None = each file's suffix, .parquet or .csv).
+    ``on_frames(n)`` is called as each chunk of ``n`` frames is finished (progress reporting).
+    ``summary_out`` also writes the clip summary (``aupipe.events.summary``: per segment of
+    ``summary_segment_s`` seconds and for the whole clip).
+
+    ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
+    ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
+    flushes the frames already processed through every stage and commits the files, so nothing
+    computed is lost (``interrupted`` is then True); a second Ctrl-C, or any error, removes the
+    temporary files and leaves no output.
+    """
+    emotion_map = emotion_map or mapping.load_mapping()
+    outputs = {"windows": windows_out, "frames": frames_out, "baseline": baseline_out, "events": events_out,
+               "summary": summary_out}  # fmt: skip
+    check_outputs([path], outputs)  # no output may overwrite the input or another output
+    summary_settings = summary.SummarySettings.for_mapping(emotion_map, summary_segment_s)
+    if frames_out is None and settings.include_landmarks:
+        settings = dataclasses.replace(settings, include_landmarks=False)  # 1,434 columns nobody reads
+    video.probe(path, settings.video)  # fail on bad input before creating any file
+    predictor = load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
+    if events_out is not None and settings.spotting is None:
+        raise SettingsError("events need spotting: leave PipelineSettings.spotting on to write them")
+    for target in outputs.values():
+        if target is not None:
+            format_of(target, output_format)  # a name that contradicts the format fails before any work
+    writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
+    n_frames = n_windows = n_events = n_faces = 0
+    flags = spotting.FlagState()
+    try:
+        writers["windows"] = open_writer(windows_out, output_format)
+        if frames_out is not None:
+            writers["frames"] = open_writer(frames_out, output_format)
+        if baseline_out is not None:
+            writers["baseline"] = open_writer(baseline_out, output_format)
+        if events_out is not None:
+            writers["events"] = open_writer(events_out, output_format)
+        if summary_out is not None:
+            writers["summary"] = open_writer(summary_out, output_format)
+        summary_state = summary.SummaryState()
+        state = initial_state(path, settings)
+        with StopFlag() as stop:
+            raw_tables = raw_frames(path, settings, progress, workers, stop=lambda: stop.requested)
+            raw: pd.DataFrame | None
+            for raw in itertools.chain(raw_tables, [None]):
+                final = raw is None or stop.requested
+                pending = state.windows.pending  # frames the window stage still holds
+                chunk, state = advance(state, raw, emotion_map, settings, final=final, baseline=baseline)
+                window_rows = chunk.windows
+                if predictor is not None and len(window_rows):
+                    context = pd.concat(
+                        [p for p in (pending, chunk.frames) if p is not None and len(p)], ignore_index=True
+                    )
+                    window_rows = predictor.predict_windows(context, window_rows, rule_weight)
+                if settings.spotting is not None:  # windows wait until the events that may overlap them are known
+                    window_rows, flags = spotting.flag_step(
+                        flags, window_rows, chunk.events, state.spotting.done_ms, final=final
+                    )
+                writers["windows"].write(window_rows)
+                if summary_out is not None:
+                    summary_state = summary.step(summary_state, window_rows, chunk.events, summary_settings)
+                if "frames" in writers:
+                    writers["frames"].write(chunk.frames)
+                if "events" in writers:
+                    writers["events"].write(chunk.events)
+                n_events += len(chunk.events)
+                n_windows += len(chunk.windows)
+                n_frames += len(chunk.frames)
+                if len(chunk.frames):
+                    n_faces += int(chunk.frames["face_found"].sum())
+                    if on_frames is not None:
+                        on_frames(len(chunk.frames))
+                if final:
+                    raw_tables.close()
+                    break
+        empty = {
+            "windows": window_table_empty(emotion_map, settings, predictor, rule_weight),
+            "events": spotting.empty_events(emotion_map), "frames": frame_table_empty(settings),
+            "baseline": ["signal", "kind", "value", "source", "n_frames"],
+            "summary": summary.table(summary.SummaryState(), summary_settings),
+        }  # fmt: skip
+        if "summary" in writers:
+            writers["summary"].write(summary.table(summary_state, summary_settings))
+        if "baseline" in writers and state.au.baseline is not None:
+            writers["baseline"].write(state.au.baseline.table())
+        with _no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
+            for name, writer in writers.items():
+                writer.commit(empty[name])
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    return RunSummary(
+        Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
+        state.au.baseline, Path(events_out) if events_out else None, n_events, n_faces,
+        Path(summary_out) if summary_out else None,
+    )  # fmt: skip
