@@ -40,7 +40,10 @@ def test_find_videos_from_folders_globs_and_lists(folder: Path, tmp_path: Path) 
     assert len(batch.find_videos([str(folder / "actors_a" / "*.flv")])) == 12
     listed = tmp_path / "videos.txt"
     listed.write_text(f"# two clips\n{folder / 'single_face.mp4'}\n\n{folder / 'actors_b' / 'take2_HAP.flv'}\n")
-    assert [p.name for p in batch.find_videos([listed, folder / "single_face.mp4"])] == ["single_face.mp4", "take2_HAP.flv"]
+    assert [p.name for p in batch.find_videos([listed, folder / "single_face.mp4"])] == [
+        "single_face.mp4",
+        "take2_HAP.flv",
+    ]
     keys = batch.output_keys(batch.find_videos([folder]))
     assert "actors_a__take0_ANG" in keys and "single_face" in keys and len(set(keys)) == 20
     with pytest.raises(aupipe.InputError, match="no such file"):
@@ -94,9 +97,7 @@ def test_killed_batch_resumes_with_only_the_rest(folder: Path, tmp_path: Path) -
     process.wait()
     done_before = set(_journal_keys(out))
     assert 6 <= len(done_before) < 20, "the batch was not stopped half-way"
-    written = {
-        key: (out / f"{key}.windows.csv").stat().st_mtime_ns for key in done_before if key != "actors_b__broken"
-    }
+    written = {key: (out / f"{key}.windows.csv").stat().st_mtime_ns for key in done_before if key != "actors_b__broken"}
     summary = aupipe.batch(folder, out, workers=2, progress=False)
     assert summary.n_skipped == len(done_before) and summary.n_processed == 20 - len(done_before)
     assert all((out / f"{key}.windows.csv").stat().st_mtime_ns == ns for key, ns in written.items())

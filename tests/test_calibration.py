@@ -144,7 +144,9 @@ def test_calibrate_refuses_a_file_as_output_folder(tmp_path: Path, capsys) -> No
 
 def test_run_with_a_missing_calibration_fails_before_any_output(tmp_path: Path, capsys) -> None:
     windows = tmp_path / "w.csv"
-    code = cli.main(["run", str(clip("NEU")), "-o", str(windows), "--au-calibration", str(tmp_path / "nope"), "--quiet"])
+    code = cli.main(
+        ["run", str(clip("NEU")), "-o", str(windows), "--au-calibration", str(tmp_path / "nope"), "--quiet"]
+    )
     assert code == 2
     assert "calibration" in _one_error_line(capsys)
     assert not windows.exists()

@@ -41,6 +41,7 @@ def score(frame: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
 
     return score_with_uncertainty(frame, dataclasses.replace(mapping, uncertainty=CERTAIN))
 
+
 ROOT = Path(__file__).resolve().parents[1]
 BROKEN = Path(__file__).resolve().parent / "broken_mappings"
 SHIPPED = ("micro_emotions", "basic_emotions", "casme2")
@@ -476,6 +477,7 @@ def _reference_fires(cat: Category, frame: pd.DataFrame, row: int, margin: float
     plain = all(holds) and (not cat.any_of or any(anyof)) and not any(excluded)
     if not cat.graded or not plain:
         return plain
+
     # graded (docs/mapping.md): the weighted mean of the memberships reaches 0.5
     def mu(term: Term) -> float:
         assert term.side == "combined"  # the shipped graded rules read combined values only

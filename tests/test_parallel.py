@@ -69,10 +69,13 @@ def test_two_workers_match_one_within_the_tracker_warm_up(
     agree = (one.frames[presence].to_numpy() == two.frames[presence].to_numpy()).mean()
     assert agree > 0.99
     pd.testing.assert_frame_equal(
-        one.windows[["window", "start_ms", "end_ms", "n_frames"]], two.windows[["window", "start_ms", "end_ms", "n_frames"]]
+        one.windows[["window", "start_ms", "end_ms", "n_frames"]],
+        two.windows[["window", "start_ms", "end_ms", "n_frames"]],
     )
     assert (one.windows["emotion"].to_numpy() == two.windows["emotion"].to_numpy()).mean() > 0.9
-    assert one.events[["onset_frame", "offset_frame", "kind"]].equals(two.events[["onset_frame", "offset_frame", "kind"]])
+    assert one.events[["onset_frame", "offset_frame", "kind"]].equals(
+        two.events[["onset_frame", "offset_frame", "kind"]]
+    )
 
 
 def test_without_overlap_the_border_frames_move(looped: Path) -> None:
@@ -126,7 +129,8 @@ def test_two_workers_on_mp4_match_one(tmp_path: Path) -> None:
     assert np.nanmax(landmark_px) < 0.5
     assert np.nanmax(au_diff) < 0.05
     pd.testing.assert_frame_equal(
-        one.windows[["window", "start_ms", "end_ms", "n_frames"]], two.windows[["window", "start_ms", "end_ms", "n_frames"]]
+        one.windows[["window", "start_ms", "end_ms", "n_frames"]],
+        two.windows[["window", "start_ms", "end_ms", "n_frames"]],
     )
 
 

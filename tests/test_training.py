@@ -23,10 +23,19 @@ import pandas as pd
 import pytest
 
 import aupipe
-from aupipe.learning import training
+from aupipe.cli import train as training_cli
+from aupipe.learning import reports, training
 from aupipe.learning.datasets import load_dataset
-from aupipe.learning.features import SegmentSettings, clip_segments, extract_features, file_sha256, load_frames, resample_windows
-from aupipe.learning.model import ARTIFACT_FILES, ModelError, NetworkConfig, load_model, predict_windows
+from aupipe.learning.features import (
+    SegmentSettings,
+    clip_segments,
+    extract_features,
+    file_sha256,
+    load_frames,
+    resample_windows,
+)
+from aupipe.learning.model import ARTIFACT_FILES, ModelError, load_model, predict_windows
+from aupipe.learning.network import NetworkConfig
 from aupipe.chain import label_windows
 from aupipe.signal.windows import compute_windows
 
@@ -47,7 +56,7 @@ def assert_scores_match_confusion(block: dict[str, Any]) -> None:
 def test_classification_metrics_on_a_known_case() -> None:
     truth = ["a", "a", "a", "b", "b", "c"]
     pred = ["a", "a", "b", "b", "c", "c"]
-    scores = training.classification_metrics(truth, pred, ["a", "b", "c", "d"])
+    scores = reports.classification_metrics(truth, pred, ["a", "b", "c", "d"])
     assert scores["confusion"] == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
     assert scores["accuracy"] == pytest.approx(4 / 6)
     assert scores["uar"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
@@ -108,11 +117,11 @@ def trained(cremad: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     """``aupipe train`` through its argparse layer: 2 actor folds, 2 epochs, 2 worker processes."""
     base = tmp_path_factory.mktemp("trained")
     model_dir, cache = base / "model", base / "cache"
-    args = _parse(training.add_train_arguments, [
+    args = _parse(training_cli.add_train_arguments, [
         str(cremad), "-o", str(model_dir), "--epochs", "2", "--folds", "2", "--select", "8", "--relief-rows", "90",
         "--cache-dir", str(cache), "--workers", "2", "--quiet",
     ])  # fmt: skip
-    assert training.cmd_train(args) == 0
+    assert training_cli.cmd_train(args) == 0
     metrics = json.loads((model_dir / "metrics.json").read_text())
     return {"model_dir": model_dir, "cache": cache, "metrics": metrics, "base": base}
 
@@ -162,10 +171,10 @@ def test_train_evaluate_and_run_with_the_model_end_to_end(cremad: Path, trained:
 
     # aupipe evaluate, through its argparse layer.
     report = trained["base"] / "report"
-    args = _parse(training.add_evaluate_arguments, [
+    args = _parse(training_cli.add_evaluate_arguments, [
         str(model_dir), str(cremad), "-o", str(report), "--cache-dir", str(cache), "--quiet",
     ])  # fmt: skip
-    assert training.cmd_evaluate(args) == 0
+    assert training_cli.cmd_evaluate(args) == 0
     evaluated = json.loads((report / "metrics.json").read_text())
     assert (report / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     scores = evaluated["scores"]
@@ -328,7 +337,17 @@ def test_cli_run_with_the_model_streams_the_same_probabilities(trained: dict[str
     import sys
 
     out = tmp_path / "w.csv"
-    command = [sys.executable, "-m", "aupipe", "run", str(clip("HAP")), "-o", str(out), "--model", str(trained["model_dir"])]
+    command = [
+        sys.executable,
+        "-m",
+        "aupipe",
+        "run",
+        str(clip("HAP")),
+        "-o",
+        str(out),
+        "--model",
+        str(trained["model_dir"]),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out)

@@ -175,7 +175,6 @@ def neutral_baseline(path: str | Path, settings: PipelineSettings = PipelineSett
     )
 
 
-
 def frames_of(
     path: str | Path, settings: PipelineSettings = PipelineSettings(), baseline: aus.Baseline | None = None
 ) -> pd.DataFrame:

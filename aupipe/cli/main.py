@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retry-errors", action="store_true", help="retry videos that failed in an earlier run")
     batch.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    from aupipe.learning import training  # light: numpy, pandas and Keras load only when a command runs
+    from aupipe.cli import train as training  # light: numpy, pandas and Keras load only when a command runs
 
     train = commands.add_parser("train", help="train the emotion CNN on CREMA-D or labelled clips (docs/training.md)")
     training.add_train_arguments(train)

@@ -61,8 +61,10 @@ def check_outputs(inputs: Sequence[str | Path], outputs: dict[str, str | Path | 
             continue
         key = _identity(Path(path))
         if key in seen:
-            raise OutputError(f"{path}: the {option} output would overwrite {seen[key]}; give each output its own "
-                              "file name, different from the input")
+            raise OutputError(
+                f"{path}: the {option} output would overwrite {seen[key]}; give each output its own "
+                "file name, different from the input"
+            )
         seen[key] = f"the {option} output"
 
 

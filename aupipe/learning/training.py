@@ -25,17 +25,15 @@ Keras, scikit-learn, scikit-rebate and matplotlib are imported inside functions.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aupipe.errors import AupipeError, SettingsError
+from aupipe.learning.reports import headline, score_predictions, write_report
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +42,8 @@ if TYPE_CHECKING:
     from aupipe.learning.datasets import Dataset
     from aupipe.learning.features import SegmentSettings
     from aupipe.rules.mapping import Mapping
-    from aupipe.learning.model import ModelSpec, NetworkConfig
+    from aupipe.learning.model import ModelSpec
+    from aupipe.learning.network import NetworkConfig
     from aupipe.learning.selection import Selection
 
 __all__ = [
@@ -52,11 +51,6 @@ __all__ = [
     "CVResult",
     "SegmentData",
     "TrainConfig",
-    "add_evaluate_arguments",
-    "add_train_arguments",
-    "classification_metrics",
-    "cmd_evaluate",
-    "cmd_train",
     "cross_validate",
     "evaluate",
     "fit_final",
@@ -67,7 +61,6 @@ __all__ = [
 
 LEVELS: tuple[str, ...] = ("core", "micro")
 #: Clip metadata fields used for per-group reports when present (CREMA-D demographics).
-GROUP_FIELDS: tuple[str, ...] = ("Sex", "AgeGroup", "Race", "Ethnicity")
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,179 +237,13 @@ def prepare(
 # --------------------------------------------------------------------------------------------
 
 
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    """accuracy, macro_f1, uar (balanced accuracy), per-class recall (None when a class is absent),
-    confusion matrix (rows = truth, columns = prediction, in ``labels`` order) and support."""
-    import numpy as np
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
-
-    truth = np.asarray(y_true, dtype=object).astype(str)
-    pred = np.asarray(y_pred, dtype=object).astype(str)
-    labels = list(labels) + sorted((set(truth) | set(pred)) - set(labels))
-    if len(truth) == 0:
-        return {"n": 0}
-    matrix = confusion_matrix(truth, pred, labels=labels)
-    support = matrix.sum(axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # y_pred may hold classes absent from y_true
-        uar = balanced_accuracy_score(truth, pred)
-    recall = {label: (float(matrix[k, k] / support[k]) if support[k] else None) for k, label in enumerate(labels)}
-    return {
-        "n": int(len(truth)),
-        "accuracy": float(accuracy_score(truth, pred)),
-        "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
-        "uar": float(uar),
-        "per_class_recall": recall,
-        "support": {label: int(s) for label, s in zip(labels, support, strict=True)},
-        "labels": labels,
-        "confusion": matrix.tolist(),
-    }
-
-
-def _clip_predictions(data: SegmentData, rows: np.ndarray, proba: np.ndarray) -> tuple[pd.DataFrame, list[str]]:
-    """Clip-level truth and prediction from the mean window probabilities of each clip.
-
-    core level: argmax over the model's labels; micro level with a dataset link: the micro
-    probabilities are summed per dataset label first. Returns (clip table, label order).
-    """
-    import numpy as np
-    import pandas as pd
-
-    from aupipe.learning.model import to_dataset_label
-
-    frame = pd.DataFrame(proba, columns=list(data.labels))
-    frame["clip_id"] = data.clip_ids[rows]
-    mean = frame.groupby("clip_id", sort=True).mean()
-    truth = data.clip_label()
-    if data.level == "micro":
-        if not data.label_key or data.space != "micro":
-            return pd.DataFrame(columns=["clip_id", "truth", "pred"]), []
-        targets = list(data.dataset_labels)
-        summed = np.zeros((len(mean), len(targets)))
-        for label in data.labels:
-            mapped = to_dataset_label(label, data.mapping, data.label_key)
-            if mapped in targets:
-                summed[:, targets.index(mapped)] += mean[label].to_numpy()
-        names = targets
-        pred = np.asarray(names, dtype=object)[np.argmax(summed, axis=1)]
-    else:
-        names = list(data.labels)
-        pred = np.asarray(names, dtype=object)[np.argmax(mean.to_numpy(), axis=1)]
-    table = pd.DataFrame({"clip_id": mean.index, "truth": [truth[c] for c in mean.index], "pred": pred})
-    return table, names
-
-
-def _per_group(clip_table: pd.DataFrame, clips: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
-    """Clip-level accuracy and UAR per value of each demographic (or small metadata) field."""
-    merged = clip_table.merge(clips, on="clip_id", how="left")
-    fields = [f for f in GROUP_FIELDS if f in merged.columns]
-    if not fields:
-        skip = {"clip_id", "truth", "pred", "path", "label", "subject"}
-        fields = [c for c in clips.columns if c not in skip and 2 <= merged[c].nunique() <= 20]
-    out: dict[str, Any] = {}
-    for name in fields:
-        groups: dict[str, Any] = {}
-        for value, part in merged.groupby(merged[name].fillna("").astype(str), sort=True):
-            scores = classification_metrics(part["truth"], part["pred"], labels)
-            groups[value or "(unknown)"] = {k: scores[k] for k in ("n", "accuracy", "uar", "macro_f1")}
-        out[name] = groups
-    return out
-
-
-def _score(data: SegmentData, rows: np.ndarray, proba: np.ndarray, rule_weight: float) -> dict[str, Any]:
-    """Window, clip, rule-only and fused metrics of ``proba`` (len(rows), n_labels) for ``rows``."""
-    import numpy as np
-
-    from aupipe.learning.model import rule_probabilities
-
-    labels = list(data.labels)
-    names = np.asarray(labels, dtype=object)
-    truth = names[data.y[rows]]
-    result: dict[str, Any] = {"window": classification_metrics(truth, names[np.argmax(proba, axis=1)], labels)}
-    rule = rule_probabilities(data.windows.iloc[rows], data.mapping, labels, data.space)
-    if rule is not None:
-        fused = (1.0 - rule_weight) * proba + rule_weight * rule
-        if data.level != "micro":  # at micro level the rule's winner is the label itself
-            result["window_rule_only"] = classification_metrics(truth, names[np.argmax(rule, axis=1)], labels)
-        result["window_fused"] = classification_metrics(truth, names[np.argmax(fused, axis=1)], labels)
-        result["rule_weight"] = rule_weight
-    clip_table, clip_labels = _clip_predictions(data, rows, proba)
-    if len(clip_table):
-        result["clip"] = classification_metrics(clip_table["truth"], clip_table["pred"], clip_labels)
-        result["per_group"] = _per_group(clip_table, data.clips, clip_labels)
-    return result
-
-
-def _headline(block: dict[str, Any]) -> dict[str, Any]:
-    return {k: block[k] for k in ("n", "accuracy", "macro_f1", "uar") if k in block}
-
-
-def write_report(out_dir: str | Path, metrics: dict[str, Any], scores: dict[str, Any] | None, title: str) -> None:
-    """Write ``metrics.json`` and, when ``scores`` has them, ``confusion.png`` (window and clip level)."""
-    folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_json_default) + "\n")
-        if scores:
-            _plot_confusions(folder / "confusion.png", scores, title)
-    except OSError as err:
-        raise AupipeError(f"{folder}: cannot write the report ({err.strerror or err})") from err
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _plot_confusions(path: Path, scores: dict[str, Any], title: str) -> None:
-    """Row-normalised confusion matrices (recall per true class) side by side, PNG via the Agg canvas."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    panels = [(name, scores[key]) for key, name in (("window", "window level"), ("clip", "clip level"))
-              if key in scores and scores[key].get("n")]  # fmt: skip
-    size = max(len(p[1]["labels"]) for p in panels)
-    figure = Figure(
-        figsize=(max(5.0, 0.55 * size + 2.5) * len(panels), max(4.5, 0.5 * size + 2.0)), layout="constrained"
-    )
-    FigureCanvasAgg(figure)
-    for i, (name, block) in enumerate(panels):
-        ax = figure.add_subplot(1, len(panels), i + 1)
-        counts = np.asarray(block["confusion"], dtype=np.float64)
-        rates = np.divide(counts, counts.sum(axis=1, keepdims=True), out=np.zeros_like(counts),
-                          where=counts.sum(axis=1, keepdims=True) > 0)  # fmt: skip
-        ax.imshow(rates, vmin=0.0, vmax=1.0, cmap="Blues")
-        labels = block["labels"]
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
-        for r in range(len(labels)):
-            for c in range(len(labels)):
-                if counts[r, c]:
-                    ax.text(c, r, f"{rates[r, c]:.2f}\n({int(counts[r, c])})", ha="center", va="center", fontsize=7,
-                            color="white" if rates[r, c] > 0.5 else "black")  # fmt: skip
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"{name}: acc {block['accuracy']:.2f}, UAR {block['uar']:.2f}, F1 {block['macro_f1']:.2f}",
-                     fontsize=9)  # fmt: skip
-    figure.suptitle(title, fontsize=10)
-    figure.savefig(path, dpi=110)
-
-
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
 
 
 def _default_network() -> NetworkConfig:
-    from aupipe.learning.model import NetworkConfig
+    from aupipe.learning.network import NetworkConfig
 
     return NetworkConfig()
 
@@ -465,7 +292,7 @@ def _fit(
     """ReliefF + normalisation + CNN on ``rows`` only. Returns network, selection, mean, std, fit record."""
     import numpy as np
 
-    from aupipe.learning.model import fit_network
+    from aupipe.learning.network import fit_network
     from aupipe.learning.selection import relieff_select
 
     selection = relieff_select(
@@ -509,7 +336,7 @@ def cross_validate(
     import numpy as np
     from tqdm import tqdm
 
-    from aupipe.learning.model import quiet_backend_logs
+    from aupipe.learning.network import quiet_backend_logs
 
     config = config or TrainConfig()
     splits, scheme = _splits(data.groups, folds)
@@ -530,17 +357,17 @@ def cross_validate(
         relief_rows = train_rows[selection.rows]
         results.append(FoldResult(fold, train_rows, test_rows, relief_rows, train_subjects, test_subjects, selection,
                                   fold_proba, record))  # fmt: skip
-        fold_scores = _score(data, test_rows, fold_proba, config.rule_weight)
+        fold_scores = score_predictions(data, test_rows, fold_proba, config.rule_weight)
         per_fold.append({
             "fold": fold, "train_subjects": train_subjects, "test_subjects": test_subjects,
             "train_windows": int(len(train_rows)), "test_windows": int(len(test_rows)),
             "relief_rows": int(len(relief_rows)), "relief_rows_in_test": int(np.isin(relief_rows, test_rows).sum()),
             "selected_channels": list(selection.channels), "fit": record,
-            "window": _headline(fold_scores["window"]),
-            **({"clip": _headline(fold_scores["clip"])} if "clip" in fold_scores else {}),
+            "window": headline(fold_scores["window"]),
+            **({"clip": headline(fold_scores["clip"])} if "clip" in fold_scores else {}),
         })  # fmt: skip
     all_rows = np.arange(len(data))
-    scores = _score(data, all_rows, proba, config.rule_weight)
+    scores = score_predictions(data, all_rows, proba, config.rule_weight)
     summary = {
         key: {stat: {"mean": float(np.mean(values)), "std": float(np.std(values))}
               for stat in ("accuracy", "macro_f1", "uar")
@@ -669,7 +496,7 @@ def evaluate(
     seconds = time.perf_counter() - start
     proba = np.concatenate([proba, np.zeros((len(proba), len(labels) - len(spec.labels)), np.float32)], axis=1)
     weight = spec.rule_weight if rule_weight is None else rule_weight
-    scores = _score(data, np.arange(len(data)), proba, weight)
+    scores = score_predictions(data, np.arange(len(data)), proba, weight)
     train_subjects = set(spec.training.get("subjects", []))
     metrics = {
         "command": "evaluate",
@@ -752,153 +579,3 @@ def synthetic_data(
 # --------------------------------------------------------------------------------------------
 # Command line (thin layer: cli.py adds these sub-commands)
 # --------------------------------------------------------------------------------------------
-
-
-def _folds(text: str) -> int | str:
-    if text.lower() in ("loao", "loso"):
-        return "loao"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of folds or 'loao', got {text!r}") from None
-    if value < 0 or value == 1:
-        raise argparse.ArgumentTypeError(f"folds must be 0 (none), >= 2, or 'loao'; got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
-    return value
-
-
-def _common_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--label-source",
-        choices=("intended", "face_vote"),
-        default="intended",
-        help="CREMA-D label: the intended emotion (default) or the crowd's face-only vote",
-    )
-    parser.add_argument(
-        "--mapping",
-        metavar="NAME_OR_FILE",
-        help="emotion mapping (train default: micro_emotions; evaluate default: the model's)",
-    )
-    parser.add_argument("--cache-dir", metavar="DIR", help="feature cache (default ~/.cache/aupipe/features)")
-    parser.add_argument("--workers", type=_positive_int, help="parallel clips (default: all cores)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")  # fmt: skip
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``aupipe train DATASET -o MODEL_DIR``."""
-    parser.add_argument("dataset", help="CREMA-D folder (VideoFlash/), folder of LABEL/ sub-folders, or CSV")
-    parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
-    parser.add_argument(
-        "--level",
-        choices=LEVELS,
-        default="core",
-        help="core: clip labels; micro: the mapping's window labels (default core)",
-    )
-    parser.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default 30)")
-    parser.add_argument(
-        "--folds",
-        type=_folds,
-        default=5,
-        help="subject-grouped folds for the estimate: k, 'loao', or 0 for none (default 5)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--select", type=_positive_int, default=24, help="channels ReliefF keeps (default 24)")
-    parser.add_argument(
-        "--relief-rows",
-        type=_positive_int,
-        default=2000,
-        help="training windows ReliefF is fit on, drawn per class (default 2000; cost grows as rows^2)",
-    )
-    parser.add_argument("--blendshapes", action="store_true", help="also offer the 52 blendshape scores as channels")
-    parser.add_argument(
-        "--geometry",
-        action="store_true",
-        help="also offer the landmark geometry measures (g_* columns, face widths) as channels",
-    )
-    parser.add_argument("--window-ms", type=float, default=500.0, help="window length in ms (default 500)")
-    parser.add_argument("--stride-ms", type=float, default=100.0, help="step between windows in ms (default 100)")
-    parser.add_argument("--steps", type=_positive_int, default=16, help="time steps per window (default 16)")
-    parser.add_argument("--min-coverage", type=_fraction, default=0.5,
-                        help="drop windows with a smaller share of face frames (default 0.5)")  # fmt: skip
-    _common_data_arguments(parser)
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``aupipe evaluate MODEL_DIR DATASET -o REPORT_DIR``."""
-    parser.add_argument("model", metavar="MODEL_DIR", help="model folder written by aupipe train")
-    parser.add_argument("dataset", help="CREMA-D folder, folder of LABEL/ sub-folders, or CSV (unseen subjects)")
-    parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="folder for metrics.json + PNG")
-    parser.add_argument(
-        "--rule-weight", type=_fraction, help="weight of the rule in the fused label (default: model's)"
-    )
-    _common_data_arguments(parser)
-
-
-def _print_scores(label: str, block: dict[str, Any] | None) -> None:
-    if block and block.get("n"):
-        print(f"aupipe: {label}: accuracy {block['accuracy']:.3f}, macro-F1 {block['macro_f1']:.3f}, "
-              f"UAR {block['uar']:.3f} ({block['n']})", file=sys.stderr)  # fmt: skip
-
-
-def _print_skipped(report: dict[str, Any]) -> None:
-    skipped = report.get("skipped_clips", {})
-    if skipped:
-        first = next(iter(skipped.values()))
-        print(f"aupipe: warning: {len(skipped)} clips skipped (e.g. {first}); see metrics.json", file=sys.stderr)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Handler of ``aupipe train``; returns the exit code (errors propagate as AupipeError)."""
-    from aupipe.learning.features import SegmentSettings
-
-    channels = ("AU*_r", "AU*_c") + (("bs_*",) if args.blendshapes else ()) + (("g_*",) if args.geometry else ())
-    segment = SegmentSettings(window_ms=args.window_ms, stride_ms=args.stride_ms, n_steps=args.steps,
-                              min_coverage=args.min_coverage, channels=channels)  # fmt: skip
-    config = TrainConfig(n_select=args.select, relief_max_rows=args.relief_rows)
-    metrics = train(args.dataset, args.output, level=args.level, label_source=args.label_source, mapping=args.mapping,
-                    epochs=args.epochs, folds=args.folds, seed=args.seed, cache_dir=args.cache_dir,
-                    workers=args.workers, segment=segment, config=config, progress=not args.quiet)  # fmt: skip
-    _print_skipped(metrics["data"])
-    cv = metrics["cross_validation"]
-    if cv:
-        _print_scores(f"{cv['scheme']}, window level", cv["pooled"]["window"])
-        _print_scores(f"{cv['scheme']}, clip level", cv["pooled"].get("clip"))
-    print(f"aupipe: {metrics['data']['windows']} windows of {metrics['data']['usable_clips']} clips -> "
-          f"{args.output} (metrics.json{', confusion.png' if cv else ''})", file=sys.stderr)  # fmt: skip
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Handler of ``aupipe evaluate``; returns the exit code."""
-    metrics = evaluate(args.model, args.dataset, args.output, label_source=args.label_source, mapping=args.mapping,
-                       cache_dir=args.cache_dir, workers=args.workers, rule_weight=args.rule_weight,
-                       progress=not args.quiet)  # fmt: skip
-    _print_skipped(metrics["data"])
-    _print_scores("window level", metrics["scores"]["window"])
-    _print_scores("window level, fused with the rule", metrics["scores"].get("window_fused"))
-    _print_scores("clip level", metrics["scores"].get("clip"))
-    seen = metrics["subjects_seen_in_training"]
-    if seen:
-        print(f"aupipe: warning: {len(seen)} subjects were in the training data; these scores are optimistic",
-              file=sys.stderr)  # fmt: skip
-    print(f"aupipe: report -> {args.output}/metrics.json, confusion.png", file=sys.stderr)
-    return 0

@@ -8,9 +8,7 @@ warnings on the mapping.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,154 +21,18 @@ from aupipe.rules.mapping_types import (
     DEFAULT_SPEAKING_SHARE, SIDED_AUS, SIDES, Category, Mapping, Term, Uncertainty, dominators, same_rule,
     term_implies,
 )  # fmt: skip
+from aupipe.rules.mapping_yaml import (
+    AU_RE, CATEGORY_KEYS, COMPACT_RE, DEFAULTS_KEYS, MAX_WEIGHT, NAME_RE, RULE_KEYS, TERM_KEYS, TOP_KEYS, UNCERTAIN_KEYS,
+    VALID_AUS, Positions, did_you_mean, one_line, show_value,
+)  # fmt: skip
 
 __all__ = ["one_line", "parse_mapping", "show_value"]
-
-_TOP_KEYS = ("version", "name", "description", "reference", "neutral", "neutral_labels", "defaults", "parents",
-             "uncertain", "categories")  # fmt: skip
-_CATEGORY_KEYS = ("parent", "all_of", "any_of", "supporting", "none_of", "ignore_when_speaking", "description",
-                  "labels")  # fmt: skip
-_TERM_KEYS = ("au", "min", "side", "weight")
-_DEFAULTS_KEYS = ("min", "side_margin", "ignore_when_speaking", "speaking_share")
-_RULE_KEYS = ("all_of", "any_of", "supporting", "none_of")
-_UNCERTAIN_KEYS = ("label", "min_margin", "min_face_coverage", "max_head_turn_deg", "min_baseline_confidence")
-#: Largest weight a term may carry (weights are relative: 2 = counts twice as much as 1).
-MAX_WEIGHT = 10.0
-#: Common wrong spellings difflib would not catch -> the key that was meant.
-_SYNONYMS: dict[str, str] = {
-    "intensity": "min", "min_intensity": "min", "threshold": "min", "level": "min", "minimum": "min",
-    "aus": "all_of", "and": "all_of", "all": "all_of", "or": "any_of", "any": "any_of",
-    "not": "none_of", "without": "none_of", "exclude": "none_of", "excluding": "none_of", "none": "none_of",
-    "core": "parent", "core_emotion": "parent", "emotion": "parent", "action_unit": "au", "unit": "au",
-    "emotions": "categories", "micro_emotions": "categories", "rules": "categories",
-    "core_emotions": "parents", "default": "defaults", "margin": "side_margin", "source": "reference",
-}  # fmt: skip
-_NAME_RE = re.compile(r"[^\W\d]\w*")
-_AU_RE = re.compile(r"(?:AU)?\s*(\d+)", re.IGNORECASE)
-_COMPACT_RE = re.compile(r"(?P<side>[LR])?\s*(?:AU)?\s*(?P<num>\d+)\s*(?P<level>[A-E])?", re.IGNORECASE)
-_VALID_AUS = " ".join(KNOWN_AUS)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def show_value(value: Any) -> str:
-    """A user's value as it would appear in YAML, shortened: 'AU16', 7, a list, ..."""
-    if isinstance(value, str):
-        text = f"'{value}'"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "nothing (null)"
-    elif isinstance(value, dict):
-        text = "a mapping {" + ", ".join(str(k) for k in list(value)[:4]) + (", ...}" if len(value) > 4 else "}")
-    elif isinstance(value, list):
-        text = "a list"
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _did_you_mean(key: str, valid: Sequence[str]) -> str:
-    lowered = key.lower().strip()
-    guess = _SYNONYMS.get(lowered) if _SYNONYMS.get(lowered) in valid else None
-    if guess is None:
-        close = difflib.get_close_matches(lowered, list(valid), n=1, cutoff=0.6)
-        guess = close[0] if close else None
-    return f"did you mean '{guess}'? " if guess else ""
-
-
-class _Positions:
-    """Line/column (1-based) of every key and value of a composed YAML tree, by data path."""
-
-    def __init__(self, root: yaml.Node, source: str) -> None:
-        self.source = source
-        self._keys: dict[tuple[Any, ...], tuple[int, int]] = {}
-        self._values: dict[tuple[Any, ...], yaml.Node] = {}
-        self._loader = yaml.SafeLoader("")
-        self._seen: set[int] = set()
-        self._walk(root, ())
-
-    @staticmethod
-    def _mark(node: yaml.Node) -> tuple[int, int]:
-        return node.start_mark.line + 1, node.start_mark.column + 1
-
-    def _key_value(self, node: yaml.Node) -> Any:
-        try:
-            return self._loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, TypeError):
-            return getattr(node, "value", None)
-
-    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
-        self._values.setdefault(path, node)
-        if id(node) in self._seen:
-            return
-        self._seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*path, i))
-        elif isinstance(node, yaml.MappingNode):
-            first: dict[Any, yaml.Node] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                    for sub in merged:
-                        if isinstance(sub, yaml.MappingNode):
-                            for k, v in sub.value:
-                                self._keys.setdefault((*path, self._key_value(k)), self._mark(k))
-                                self._walk(v, (*path, self._key_value(k)))
-                    continue
-                key = self._key_value(key_node)
-                try:
-                    previous = first.get(key)
-                except TypeError:  # unhashable key: safe_load already refused it
-                    continue
-                if previous is not None:
-                    self._duplicate(path, key, key_node, previous)
-                first[key] = key_node
-                self._keys[(*path, key)] = self._mark(key_node)
-                self._walk(value_node, (*path, key))
-
-    def _duplicate(self, path: tuple[Any, ...], key: Any, node: yaml.Node, previous: yaml.Node) -> NoReturn:
-        line, col = self._mark(node)
-        first_line = previous.start_mark.line + 1
-        if path == ("categories",):
-            what = (
-                f"duplicate category '{key}' (first defined on line {first_line}); "
-                "category names must be unique: rename one of them or merge their rules"
-            )
-        else:
-            where = " in " + ".".join(str(p) for p in path) if path else ""
-            what = (
-                f"duplicate key '{key}'{where} (first given on line {first_line}); "
-                "each key may appear only once: keep one of them"
-            )
-        raise MappingError(one_line(f"{self.source}:{line}:{col}: {what}"))
-
-    def value(self, path: tuple[Any, ...], offset: int = 0) -> tuple[int, int]:
-        """Position of the value at ``path`` (or its nearest ancestor); ``offset`` chars into a plain scalar."""
-        for n in range(len(path), -1, -1):
-            node = self._values.get(path[:n])
-            if node is not None:
-                line, col = self._mark(node)
-                plain_one_line = isinstance(node, yaml.ScalarNode) and node.style is None
-                if n == len(path) and offset and plain_one_line and node.start_mark.line == node.end_mark.line:
-                    col += offset
-                return line, col
-        return 1, 1
-
-    def key(self, path: tuple[Any, ...]) -> tuple[int, int]:
-        """Position of the key of the entry at ``path`` (falls back to its value's position)."""
-        if path in self._keys:
-            return self._keys[path]
-        return self.value(path)
 
 
 class _Builder:
     """Turns safe-loaded YAML data into a :class:`Mapping`, failing at the first error in file order."""
 
-    def __init__(self, data: Any, positions: _Positions, source: str, sha256: str) -> None:
+    def __init__(self, data: Any, positions: Positions, source: str, sha256: str) -> None:
         self.data = data
         self.pos = positions
         self.source = source
@@ -194,7 +56,7 @@ class _Builder:
         for key in mapping:
             if key not in valid:
                 shown = key if isinstance(key, str) else show_value(key)
-                hint = _did_you_mean(str(key), valid)
+                hint = did_you_mean(str(key), valid)
                 self.fail(
                     (*path, key), f"unknown key '{shown}' in {what}; {hint}valid keys: {', '.join(valid)}", at_key=True
                 )
@@ -207,7 +69,7 @@ class _Builder:
                 f"special values); put the name in quotes",
                 at_key=at_key,
             )
-        if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or len(value) > 64:
+        if not isinstance(value, str) or not NAME_RE.fullmatch(value) or len(value) > 64:
             self.fail(
                 path,
                 f"{what} {show_value(value)} is not a valid name; use letters, digits and _ "
@@ -221,14 +83,14 @@ class _Builder:
         data = self.data
         if not isinstance(data, dict):
             kind = "a list" if isinstance(data, list) else f"a single value ({show_value(data)})"
-            optional = ", ".join(k for k in _TOP_KEYS if k not in ("version", "categories"))
+            optional = ", ".join(k for k in TOP_KEYS if k not in ("version", "categories"))
             self.fail(
                 (),
                 f"the top level is {kind}; a mapping file is a YAML mapping with the keys "
                 f"version, categories (and optionally {optional})",
             )
         self.version(data)
-        self.check_keys((), data, _TOP_KEYS, "the top level")
+        self.check_keys((), data, TOP_KEYS, "the top level")
         name = Path(self.source).stem
         if "name" in data:
             name = self.name(("name",), data["name"], "mapping name")
@@ -304,7 +166,7 @@ class _Builder:
             self.fail(
                 path, f"'defaults' must be a mapping such as '{{min: A, side_margin: 1.0}}', not {show_value(value)}"
             )
-        self.check_keys(path, value, _DEFAULTS_KEYS, "defaults")
+        self.check_keys(path, value, DEFAULTS_KEYS, "defaults")
         if "min" in value:
             self.default_min = self.intensity((*path, "min"), value["min"])
         if "side_margin" in value:
@@ -338,7 +200,7 @@ class _Builder:
             self.fail(path, f"{path[-1]} must be a list of AUs such as '[AU25, AU26]', not {show_value(value)}")
         out: list[str] = []
         for i, item in enumerate(value):
-            match = _AU_RE.fullmatch(str(item).strip()) if isinstance(item, (str, int)) else None
+            match = AU_RE.fullmatch(str(item).strip()) if isinstance(item, (str, int)) else None
             if match is None or isinstance(item, bool):
                 self.fail(
                     (*path, i), f"{show_value(item)} is not an AU name; list AUs as AU25, AU26 (no side or level)"
@@ -361,7 +223,7 @@ class _Builder:
                 min_margin=0.0, min_face_coverage=0.0, max_head_turn_deg=90.0, min_baseline_confidence=0.0
             )
         elif isinstance(value, dict):
-            self.check_keys(path, value, _UNCERTAIN_KEYS, "uncertain")
+            self.check_keys(path, value, UNCERTAIN_KEYS, "uncertain")
             limits = {"min_margin": (0.0, 0.5), "min_face_coverage": (0.0, 1.0), "max_head_turn_deg": (0.0, 90.0),
                       "min_baseline_confidence": (0.0, 1.0)}  # fmt: skip
             numbers: dict[str, float] = {}
@@ -459,14 +321,14 @@ class _Builder:
         if not isinstance(body, dict):
             self.fail(
                 path,
-                f"category '{name}' must be a mapping with keys {', '.join(_CATEGORY_KEYS)}, not {show_value(body)}",
+                f"category '{name}' must be a mapping with keys {', '.join(CATEGORY_KEYS)}, not {show_value(body)}",
             )
-        self.check_keys(path, body, _CATEGORY_KEYS, f"category '{name}'")
+        self.check_keys(path, body, CATEGORY_KEYS, f"category '{name}'")
         parent = name
         if "parent" in body:
             parent = self.name((*path, "parent"), body["parent"], "parent")
             if self.parents is not None and parent not in self.parents:
-                hint = _did_you_mean(parent, self.parents)
+                hint = did_you_mean(parent, self.parents)
                 self.fail(
                     (*path, "parent"),
                     f"parent '{parent}' of category '{name}' is not in parents; {hint}valid: {', '.join(self.parents)}",
@@ -478,7 +340,7 @@ class _Builder:
                 at_key=True,
             )
         rule: dict[str, tuple[Term, ...]] = {}
-        for part in _RULE_KEYS:
+        for part in RULE_KEYS:
             rule[part] = self.terms((*path, part), body.get(part), part, name)
         if not rule["all_of"] and not rule["any_of"]:
             extra = " (none_of alone would fire on a neutral face)" if rule["none_of"] else ""
@@ -539,7 +401,7 @@ class _Builder:
         if au not in KNOWN_AUS:
             self.fail(
                 path,
-                f"unknown AU '{text}' ({au} is not an AU aupipe estimates); valid AUs: {_VALID_AUS}",
+                f"unknown AU '{text}' ({au} is not an AU aupipe estimates); valid AUs: {VALID_AUS}",
                 offset=offset,
             )
         return au
@@ -562,12 +424,12 @@ class _Builder:
                     "AUs, or make a separate category with all_of for the combination",
                     offset=offset,
                 )
-            match = _COMPACT_RE.fullmatch(item.strip())
+            match = COMPACT_RE.fullmatch(item.strip())
             if match is None:
                 self.fail(
                     path,
                     f"unknown AU {show_value(item)}; write an AU as AU12, 12 or AU1 (optionally with side "
-                    f"and level in FACS style, e.g. R12A); valid AUs: {_VALID_AUS}",
+                    f"and level in FACS style, e.g. R12A); valid AUs: {VALID_AUS}",
                     offset=offset,
                 )
             au = self.au_number(path, item.strip(), match["num"], offset)
@@ -581,15 +443,15 @@ class _Builder:
                     offset=offset,
                 )
             return Term(au, level, side)
-        self.check_keys(path, item, _TERM_KEYS, "an AU term")
+        self.check_keys(path, item, TERM_KEYS, "an AU term")
         if "au" not in item:
             self.fail(path, "this term has no 'au'; write it as '{au: AU12, min: B, side: left}'")
         raw = item["au"]
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):
             self.fail((*path, "au"), f"au must be an AU name like AU12, not {show_value(raw)}")
-        match = _AU_RE.fullmatch(str(raw).strip())
+        match = AU_RE.fullmatch(str(raw).strip())
         if match is None:
-            compact = _COMPACT_RE.fullmatch(str(raw).strip())
+            compact = COMPACT_RE.fullmatch(str(raw).strip())
             if compact is not None:
                 self.fail(
                     (*path, "au"),
@@ -597,7 +459,7 @@ class _Builder:
                     f"e.g. '{{au: AU{int(compact['num']):02d}, side: right, min: A}}', "
                     f"or use the short form '{raw}' as the whole term",
                 )
-            self.fail((*path, "au"), f"unknown AU {show_value(raw)}; valid AUs: {_VALID_AUS}")
+            self.fail((*path, "au"), f"unknown AU {show_value(raw)}; valid AUs: {VALID_AUS}")
         au = self.au_number((*path, "au"), str(raw).strip(), match[1])
         level = self.intensity((*path, "min"), item["min"]) if "min" in item else self.default_min
         weight = 1.0
@@ -746,5 +608,5 @@ def parse_mapping(data: bytes | str, source: str = "<mapping>") -> Mapping:
             f"{source}:1:1: the file contains no YAML data (only comments or '---'); a mapping file "
             "needs at least 'version: 1' and 'categories:'"
         )
-    positions = _Positions(root, source)
+    positions = Positions(root, source)
     return _Builder(loaded, positions, source, digest).build()

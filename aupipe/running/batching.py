@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import signal
@@ -30,130 +29,33 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from aupipe.rules import mapping as mapping_module
 from aupipe.signal.video import find_videos
 from aupipe.errors import AupipeError, InputError, OutputError, SettingsError
 from aupipe.learning.features import file_sha256
-from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter, suffix_for
+from aupipe.io.writers import AtomicCsvWriter
 from aupipe.chain.parallel import thread_lock_for_tqdm
-from aupipe.chain.settings import PipelineSettings
 from aupipe.running.run import StopFlag
+from aupipe.running.dataset import dataset_current, write_dataset
+from aupipe.running.batch_job import (  # the job's model, also read as batching.BatchJob etc.
+    DATASET, ENGINES, JOURNAL, MANIFEST, MANIFEST_COLUMNS, STOP_MESSAGE, BatchJob, BatchSummary, VideoTask,
+    output_keys, output_paths,
+)  # fmt: skip
 
-JOURNAL = ".aupipe-journal.jsonl"
-MANIFEST = "manifest.csv"
-DATASET = "windows.parquet"
-MANIFEST_COLUMNS = [
-    "video", "key", "status", "frames", "face_frames", "face_coverage", "windows", "events", "seconds",
-    "frames_per_s", "error", "windows_file", "sha256", "settings_hash", "finished_at",
+__all__ = [
+    "DATASET", "JOURNAL", "MANIFEST", "BatchJob", "BatchSummary", "VideoTask", "output_keys", "output_paths",
+    "process_video", "read_journal", "run_batch",
 ]  # fmt: skip
-ENGINES = ("local", "ray")
-STOP_MESSAGE = "aupipe: stopping after the videos in progress (Ctrl-C again to stop now)"
-
-
-@dataclass(frozen=True)
-class BatchJob:
-    """What is done to every video: pipeline settings, mapping, optional model and which tables to write.
-
-    output_format: "csv" or "parquet"; frames / events: also write those tables per video.
-    """
-
-    settings: PipelineSettings = field(default_factory=PipelineSettings)
-    emotion_map: mapping_module.Mapping | None = None
-    model: str | None = None
-    rule_weight: float | None = None
-    output_format: str = "csv"
-    frames: bool = False
-    events: bool = False
-
-    def settings_hash(self) -> str:
-        """sha256 of everything that changes a video's outputs (not how many processes compute them)."""
-        from aupipe.version import __version__
-
-        settings = dataclasses.asdict(dataclasses.replace(self.settings, parallel=None))  # type: ignore[arg-type]
-        model_hash = _folder_hash(self.model) if self.model else None
-        blob = json.dumps(
-            {
-                "aupipe": __version__, "settings": settings, "model": model_hash, "rule_weight": self.rule_weight,
-                "mapping": self.emotion_map.sha256 if self.emotion_map else None,
-                "format": self.output_format, "frames": self.frames, "events": self.events,
-            },
-            sort_keys=True, default=str,
-        )  # fmt: skip
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _folder_hash(folder: str | Path) -> str:
-    """sha256 over a folder's files (names and contents): a model folder's identity."""
-    digest = hashlib.sha256()
-    root = Path(folder)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(root)}\0{file_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class VideoTask:
-    """One video of a batch: its path, output key, content hash, and the size and mtime it was hashed at."""
-
-    video: str
-    key: str
-    sha256: str
-    size: int = 0
-    mtime_ns: int = 0
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """Result of ``run_batch``: the manifest (one row per video), where things were written, counts."""
-
-    manifest: pd.DataFrame
-    out_dir: Path
-    manifest_path: Path
-    dataset_path: Path | None
-    n_processed: int
-    n_skipped: int
-    interrupted: bool
-
-    @property
-    def n_failed(self) -> int:
-        return int((self.manifest["status"] == "error").sum()) if len(self.manifest) else 0
 
 
 # --------------------------------------------------------------------------------------------
 # Finding the videos
 # --------------------------------------------------------------------------------------------
-
-
-def output_keys(videos: Sequence[Path]) -> list[str]:
-    """Output name stem of each video: its path below the videos' common folder, ``/`` as ``__``,
-    without the suffix (with it where two videos would otherwise share a key)."""
-    if not videos:
-        return []
-    resolved = [v.resolve() for v in videos]
-    root = Path(os.path.commonpath([str(v.parent) for v in resolved]))
-    relative = [v.relative_to(root) for v in resolved]
-    keys = ["__".join(r.with_suffix("").parts) for r in relative]
-    counts = pd.Series(keys).value_counts()
-    return ["__".join(r.parts).replace(".", "_") if counts[k] > 1 else k for k, r in zip(keys, relative, strict=True)]
-
-
-def output_paths(out_dir: Path, key: str, job: BatchJob) -> dict[str, Path]:
-    """The files one video gets: windows always; frames and events when the job asks for them."""
-    suffix = suffix_for(job.output_format)
-    paths = {"windows": out_dir / f"{key}.windows{suffix}"}
-    if job.frames:
-        paths["frames"] = out_dir / f"{key}.frames{suffix}"
-    if job.events:
-        paths["events"] = out_dir / f"{key}.events{suffix}"
-    return paths
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,7 +300,7 @@ def _run_locked(
         ok_keys = [t.key for t in tasks if rows.get(t.key, {}).get("status") == "ok"]
         dataset_path = out / DATASET
         with_windows = [k for k in ok_keys if int(rows[k].get("windows") or 0) > 0]
-        if n_processed[0] or not _dataset_current(out, with_windows):
+        if n_processed[0] or not dataset_current(out, with_windows):
             write_dataset(out, ok_keys, job)
     manifest = pd.read_csv(manifest_path, keep_default_na=False, na_values=[""])
     return BatchSummary(manifest, out, manifest_path, dataset_path, n_processed[0], n_skipped, interrupted)
@@ -588,62 +490,3 @@ def _run_ray(
 # --------------------------------------------------------------------------------------------
 # The dataset-level table
 # --------------------------------------------------------------------------------------------
-
-
-def _dataset_current(out: Path, keys: Sequence[str]) -> bool:
-    """Whether ``windows.parquet`` holds exactly the videos ``keys`` and is newer than the journal."""
-    import pyarrow.parquet as pq
-
-    dataset, journal = out / DATASET, out / JOURNAL
-    if not dataset.exists() or (journal.exists() and journal.stat().st_mtime_ns > dataset.stat().st_mtime_ns):
-        return False
-    try:
-        videos = pq.read_table(dataset, columns=["video"]).column("video").unique().to_pylist()
-    except Exception:  # noqa: BLE001 - unreadable: write it again
-        return False
-    return sorted(videos) == sorted(keys)
-
-
-def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:
-    """``out/windows.parquet``: the window tables of ``keys`` one after another, with a ``video``
-    column (the key) first; streamed one video at a time (a row group each), written atomically."""
-    from aupipe.running.run import load_predictor
-    from aupipe.chain.stream import window_table_empty
-
-    emotion_map = job.emotion_map or mapping_module.load_mapping()
-    predictor = load_predictor(job.model, emotion_map, job.settings)
-    empty = window_table_empty(emotion_map, job.settings, predictor, job.rule_weight)
-    empty.insert(0, "video", pd.Series(dtype=object))
-    text = [c for c in empty.columns if not (is_numeric_dtype(empty[c]) or is_bool_dtype(empty[c]))]
-    writer = AtomicParquetWriter(out / DATASET)
-    try:
-        for key in keys:
-            path = output_paths(out, key, job)["windows"]
-            table = (
-                pd.read_parquet(path)
-                if path.suffix == ".parquet"
-                else pd.read_csv(path, dtype=dict.fromkeys(text, object))
-            )
-            if len(table):
-                table = pd.concat([pd.DataFrame({"video": key}, index=table.index), table], axis=1)
-                # the first table fixes the Parquet schema: text columns stay text even where all empty
-                for column in (c for c in text if c in table.columns):
-                    table[column] = table[column].astype(object).where(table[column].notna(), None)
-                # a CSV column of whole numbers reads back as int64 (e.g. all-neutral windows: emotion_score 0)
-                counts = {c for c in empty.columns if empty[c].dtype.kind == "i"}
-                floats = [c for c in table.columns if table[c].dtype.kind == "i" and c not in counts]
-                table[floats] = table[floats].astype(np.float64)
-                writer.write(table)
-        return writer.commit(empty)
-    except BaseException:
-        writer.abort()
-        raise
-
-
-def iter_dataset(path: str | Path) -> Iterator[pd.DataFrame]:
-    """The dataset Parquet one row group (one video chunk) at a time, for tables larger than memory."""
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
-    for index in range(parquet.num_row_groups):
-        yield parquet.read_row_group(index).to_pandas()
