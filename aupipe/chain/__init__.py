@@ -10,13 +10,14 @@ from aupipe.chain.frames import (
 )  # fmt: skip
 from aupipe.chain.parallel import raw_frames
 from aupipe.chain.settings import ParallelSettings, PipelineSettings
+from aupipe.chain.stages import Chain, Stage, build_chain
 from aupipe.chain.stream import (
     Chunk, StreamState, advance, initial_state, label_windows, mapping_input, neutral_baseline, stream,
     window_table_empty,
 )  # fmt: skip
 
 __all__ = [
-    "Chunk", "ParallelSettings", "PipelineSettings", "StreamState", "advance", "batched", "frame_table",
+    "Chain", "Chunk", "ParallelSettings", "Stage", "build_chain", "PipelineSettings", "StreamState", "advance", "batched", "frame_table",
     "frame_table_empty", "initial_state", "label_windows", "mapping_input", "neutral_baseline", "order_columns",
     "raw_frames", "stream", "stream_frames", "warn_coverage", "window_table_empty",
 ]  # fmt: skip

@@ -87,10 +87,9 @@ def stream_frames(
             desc=Path(path).name, mininterval=0.5, dynamic_ncols=True, leave=False,
         )  # fmt: skip
         with bar:
-            timestamp = -1
-            for frames in batched(iter(video.iter_frames(path, settings.video)), settings.chunk_frames):
-                batch = landmarks.detect(landmarker, frames, timestamp)
-                timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+            for _, batch in landmarks.detect_batches(
+                landmarker, video.iter_frames(path, settings.video), settings.chunk_frames
+            ):
                 faces += int(batch.face_found.sum())
                 total += len(batch)
                 bar.update(len(batch))

@@ -36,7 +36,7 @@ from aupipe.signal import video
 from aupipe.signal.native import quiet_native_stderr
 from aupipe.errors import AupipeError, AupipeWarning
 from aupipe.chain.settings import ParallelSettings, PipelineSettings
-from aupipe.chain.frames import batched, frame_table, stream_frames, warn_coverage
+from aupipe.chain.frames import frame_table, stream_frames, warn_coverage
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,8 @@ def span_frames(
     ``span.start`` on are yielded.
     """
     with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker:
-        timestamp = -1
-        frames = iter(video.iter_frames(path, settings.video, span.read_from, span.stop))
-        for chunk in batched(frames, settings.chunk_frames):
-            batch = landmarks.detect(landmarker, chunk, timestamp)
-            timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+        frames = video.iter_frames(path, settings.video, span.read_from, span.stop)
+        for _, batch in landmarks.detect_batches(landmarker, frames, settings.chunk_frames):
             table = frame_table(batch, settings)
             owned = table[table["frame"].to_numpy() >= span.start]
             if len(owned):

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from aupipe.chain.frames import frame_table_empty, frame_table_empty_cached, order_columns, stream_frames
+from aupipe.chain.frames import frame_table_empty, stream_frames
 from aupipe.chain.parallel import raw_frames
+from aupipe.chain.labels import label_windows, mapping_input
 from aupipe.chain.settings import PipelineSettings
+from aupipe.chain.stages import Chain, build_chain
 from aupipe.errors import SettingsError
 from aupipe.events import spotting
-from aupipe.rules import mapping, scoring
-from aupipe.signal import aus, speech, windows
+from aupipe.rules import mapping
+from aupipe.signal import aus, windows
 
 __all__ = [
     "Chunk", "StreamState", "advance", "frames_of", "initial_state", "label_windows", "mapping_input", "neutral_baseline", "stream",
@@ -40,33 +42,28 @@ class Chunk:
     events: pd.DataFrame = field(default_factory=spotting.empty_events)  # expression events finished by it
 
 
-def mapping_input(window_table: pd.DataFrame) -> pd.DataFrame:
-    """What the mapping scores: each AU's window peak, named ``AU12``, ``AU12_left``..., and the
-    window's evidence columns (``speaking``, ``face_coverage``, ``head_turn_deg``,
-    ``baseline_confidence``) where the table has them."""
-    peaks = [c for c in window_table.columns if c.startswith("AU") and c.endswith("_peak")]
-    evidence = [c for c in scoring.EVIDENCE_COLUMNS if c in window_table.columns]
-    return window_table[peaks + evidence].rename(columns=lambda c: c.removesuffix("_peak"))
-
-
-def label_windows(window_table: pd.DataFrame, emotion_map: mapping.Mapping) -> pd.DataFrame:
-    """Window table plus the mapping's scores, winner, core emotion and explanation."""
-    if window_table.empty:
-        scores = mapping.score(pd.DataFrame(columns=list(aus.AU_NAMES), dtype=float), emotion_map)
-        return pd.concat([window_table, scores], axis=1)
-    scores = mapping.score(mapping_input(window_table), emotion_map)
-    return pd.concat([window_table.reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
-
-
 @dataclass(frozen=True)
 class StreamState:
-    """The stages' carried state between chunks: AU stage (baseline, filter) and windows."""
+    """Every stage's carried state between chunks, keyed by stage name (``aupipe.chain.stages``),
+    and the per-frame AUs of an external backend (py-feat) when one is used."""
 
-    au: aus.AuState = field(default_factory=aus.AuState)
-    windows: windows.WindowState = field(default_factory=windows.WindowState)
+    stages: MappingOf[str, Any] = field(default_factory=dict)
     external_aus: pd.DataFrame | None = None  # per-frame AUs of an external backend (py-feat)
-    spotting: spotting.SpottingState = field(default_factory=spotting.SpottingState)  # a bounded tail of frames
-    speech: speech.SpeechState = field(default_factory=speech.SpeechState)  # ~1 s of look-ahead for ``speaking``
+
+    @property
+    def au(self) -> aus.AuState:
+        """The AU stage's state (baseline, filter context)."""
+        return self.stages.get("aus", aus.AuState())
+
+    @property
+    def windows(self) -> windows.WindowState:
+        """The window stage's state (frames still needed)."""
+        return self.stages.get("windows", windows.WindowState())
+
+    @property
+    def spotting(self) -> spotting.SpottingState:
+        """The event stage's state (a bounded tail of frames)."""
+        return self.stages.get("spotting", spotting.SpottingState())
 
 
 def initial_state(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> StreamState:
@@ -87,38 +84,19 @@ def advance(
     settings: PipelineSettings = PipelineSettings(),
     final: bool = False,
     baseline: aus.Baseline | None = None,
+    chain: Chain | None = None,
 ) -> tuple[Chunk, StreamState]:
-    """Push raw frame rows through AUs -> windows -> emotions; ``final`` flushes every stage.
+    """Push raw frame rows through the chain (``stages.build_chain``: AUs -> speech -> windows ->
+    emotions, and events); ``final`` flushes every stage.
 
-    Returns the finished frame rows and labelled windows, and the new state. Pure: the state
-    passed in is not changed, so an interrupted caller can always flush from the last state.
+    Returns the finished frame rows, labelled windows and events, and the new state. Pure: the
+    state passed in is not changed, so an interrupted caller can always flush from the last
+    state. ``chain`` replaces the default wiring (e.g. another AU backend's stage).
     """
-    rows, au_state = aus.step(state.au, raw, settings.aus, final=final, baseline=baseline)
-    rows, speech_state = speech.step(state.speech, rows if len(rows) else None, final=final)
-    rows = order_columns(rows) if len(rows) else frame_table_empty_cached(settings).iloc[0:0]
-    if settings.au_backend == "pyfeat" and len(rows):
-        rows = _pyfeat_aus(rows, state)
-    done, window_state = windows.step(state.windows, rows if len(rows) else None, settings.windows, final=final)
-    confidence = au_state.baseline.confidence if au_state.baseline is not None else np.nan
-    done = done.assign(baseline_confidence=np.full(len(done), confidence))
-    events, spot_state = spotting.empty_events(emotion_map), state.spotting
-    if settings.spotting is not None:
-        events, spot_state = spotting.step(
-            state.spotting, rows if len(rows) else None, settings.spotting, final=final, emotion_map=emotion_map
-        )
-    new_state = StreamState(au_state, window_state, state.external_aus, spot_state, speech_state)
-    return Chunk(rows, label_windows(done, emotion_map), events), new_state
-
-
-def _pyfeat_aus(rows: pd.DataFrame, state: StreamState) -> pd.DataFrame:
-    """Replace the AU columns of ``rows`` by py-feat's (matched on ``frame``)."""
-    if state.external_aus is None:
-        return rows
-    external = state.external_aus.set_index("frame").reindex(rows["frame"].to_numpy())
-    for column in external.columns:
-        if column in rows:
-            rows[column] = external[column].to_numpy()
-    return rows
+    chain = chain or build_chain(settings, emotion_map, baseline, state.external_aus)
+    states = state.stages or chain.start()
+    rows, window_rows, events, new = chain.step(states, raw, final)
+    return Chunk(rows, window_rows, events), StreamState(new, state.external_aus)
 
 
 def stream(
@@ -128,17 +106,20 @@ def stream(
     progress: bool = False,
     baseline: aus.Baseline | None = None,
     workers: int | None = 1,
+    chain: Chain | None = None,
 ) -> Iterator[tuple[Chunk, StreamState]]:
     """Yield each step's finished frame rows and the windows they complete, with the state after it.
 
     The last item flushes the stages (rows held for the baseline and the filter, the windows
-    that end with the video). ``workers`` as for ``raw_frames``.
+    that end with the video). ``workers`` as for ``raw_frames``; ``chain`` replaces the default
+    wiring (``stages.build_chain``).
     """
     state = initial_state(path, settings)
+    chain = chain or build_chain(settings, emotion_map, baseline, state.external_aus)
     for raw in raw_frames(path, settings, progress, workers):
-        chunk, state = advance(state, raw, emotion_map, settings, baseline=baseline)
+        chunk, state = advance(state, raw, emotion_map, settings, baseline=baseline, chain=chain)
         yield chunk, state
-    chunk, state = advance(state, None, emotion_map, settings, final=True, baseline=baseline)
+    chunk, state = advance(state, None, emotion_map, settings, final=True, baseline=baseline, chain=chain)
     yield chunk, state
 
 

@@ -345,16 +345,12 @@ def _frames(
     from aupipe.signal import landmarks
     from aupipe.signal import video
     from aupipe.signal.native import quiet_native_stderr
-    from aupipe.signal.video import batched
 
     frames_in = video.iter_frames(source, video.VideoSettings(image_fps=settings.fps))
     cache: list[tuple[np.ndarray, np.ndarray]] = []
     produced = held = 0
     with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
-        timestamp = -1
-        for batch_frames in batched(iter(frames_in), chunk):
-            batch = landmarks.detect(landmarker, batch_frames, timestamp)
-            timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+        for batch_frames, batch in landmarks.detect_batches(landmarker, frames_in, chunk):
             for frame, points in zip(batch_frames, batch.landmarks_px, strict=True):
                 if produced >= n_out:
                     return

@@ -194,3 +194,19 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
         face_box_px=face_box,
         appearance=appearance,
     )
+
+
+def detect_batches(
+    landmarker: object, frames: Iterable[Frame], chunk_frames: int
+) -> Iterator[tuple[list[Frame], LandmarkBatch]]:
+    """The landmark stage over a stream of frames: ``detect`` on consecutive chunks of
+    ``chunk_frames`` frames, carrying MediaPipe's increasing timestamps from chunk to chunk.
+    Yields (the chunk's frames, its LandmarkBatch); used by every frame source (one process,
+    the parallel workers, synthetic footage)."""
+    from aupipe.signal.video import batched
+
+    timestamp = -1
+    for chunk in batched(iter(frames), chunk_frames):
+        batch = detect(landmarker, chunk, timestamp)
+        timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+        yield chunk, batch
