@@ -319,7 +319,8 @@ def truth_table(events: Sequence[SynthEvent], fps: float, micro_max_ms: float = 
     return table[list(TRUTH_COLUMNS)]
 
 
-def _writer(out_path: Path, fps: float, size: tuple[int, int]) -> object:
+def _writer(tmp_path: Path, out_path: Path, fps: float, size: tuple[int, int]) -> object:
+    """An OpenCV video writer on ``tmp_path``; messages name ``out_path``, the file asked for."""
     import cv2
 
     codecs = {".avi": "MJPG", ".mp4": "mp4v"}
@@ -328,8 +329,9 @@ def _writer(out_path: Path, fps: float, size: tuple[int, int]) -> object:
         raise OutputError(f"{out_path}: write synthetic video as .avi (MJPG) or .mp4 (mp4v)")
     if not out_path.parent.is_dir():
         raise OutputError(f"{out_path}: folder {out_path.parent} does not exist")
-    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*codec), fps, size)
+    writer = cv2.VideoWriter(str(tmp_path), cv2.VideoWriter_fourcc(*codec), fps, size)
     if not writer.isOpened():
+        tmp_path.unlink(missing_ok=True)
         raise OutputError(f"{out_path}: OpenCV cannot write {codec} video here")
     if codec == "MJPG":
         writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
@@ -395,11 +397,16 @@ def synthesize(
     """
     from aupipe.signal import normalize
     from aupipe.signal import video
-    from aupipe.io.writers import AtomicCsvWriter
+    import contextlib
+    import os
+    import secrets
+
+    from aupipe.io.writers import AtomicCsvWriter, check_outputs
 
     source, out_path = Path(source), Path(out_path)
     if out_path.suffix.lower() not in (".avi", ".mp4"):
         raise OutputError(f"{out_path}: write synthetic video as .avi (MJPG) or .mp4 (mp4v)")
+    check_outputs([source], {"video": out_path, "truth": truth_path})
     info = video.probe(source, video.VideoSettings(image_fps=settings.fps))
     fps = info.fps if info.fps > 0 and not info.is_image_folder else settings.fps
     n_out = int(round(duration_s * fps)) if duration_s is not None else info.frame_count
@@ -409,9 +416,14 @@ def synthesize(
         events = schedule(n_out * 1000.0 / fps, n_micro, n_macro, seed, settings, n_blinks)
     events = list(events)
     truth = truth_table(events, fps, settings.micro_max_ms)
-    writer = _writer(out_path, fps, (info.width, info.height))
-    truth_writer = AtomicCsvWriter(truth_path) if truth_path is not None else None
-    try:
+    # the video goes to a temporary name beside the target (OpenCV picks the codec by suffix) and
+    # is renamed when complete; the truth table is committed only after the video is written
+    tmp_video = out_path.with_name(f".{out_path.stem}.{secrets.token_hex(4)}.part{out_path.suffix}")
+    writer = _writer(tmp_video, out_path, fps, (info.width, info.height))
+    with contextlib.ExitStack() as stack:
+        stack.callback(tmp_video.unlink, missing_ok=True)  # runs last: after an error, nothing is left
+        stack.callback(writer.release)  # type: ignore[attr-defined]
+        truth_writer = stack.enter_context(AtomicCsvWriter(truth_path)) if truth_path is not None else None
         import cv2
 
         names, amplitudes = activation(events, np.arange(n_out) * 1000.0 / fps)
@@ -426,14 +438,12 @@ def synthesize(
                 width_px = float(normalize.face_width(points[None])[0])
                 bgr = warp_frame(bgr, points[:, :2].astype(np.float64), disp_px, settings.field_sigma_fw * width_px)
             writer.write(bgr)  # type: ignore[attr-defined]
+        writer.release()  # type: ignore[attr-defined]
+        try:
+            os.replace(tmp_video, out_path)
+        except OSError as err:
+            raise OutputError(f"{out_path}: cannot write output ({err.strerror})") from None
         if truth_writer is not None:
             truth_writer.write(truth)
             truth_writer.commit(list(TRUTH_COLUMNS))
-    except BaseException:
-        writer.release()  # type: ignore[attr-defined]
-        out_path.unlink(missing_ok=True)
-        if truth_writer is not None:
-            truth_writer.abort()
-        raise
-    writer.release()  # type: ignore[attr-defined]
     return truth

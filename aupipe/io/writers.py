@@ -130,8 +130,15 @@ class AtomicCsvWriter:
         _move_into_place(self._tmp, self.path)
         return self.path
 
+    def __enter__(self) -> AtomicCsvWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Leaving the block without ``commit`` (an error, Ctrl-C, or no commit) drops the file."""
+        self.abort()
+
     def abort(self) -> None:
-        """Drop the temporary file; the target is left as it was."""
+        """Drop the temporary file; the target is left as it was (nothing happens after ``commit``)."""
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -200,8 +207,17 @@ class AtomicParquetWriter:
         _move_into_place(self._tmp, self.path)
         return self.path
 
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Leaving the block without ``commit`` (an error, Ctrl-C, or no commit) drops the file."""
+        self.abort()
+
     def abort(self) -> None:
-        """Drop the temporary file; the target is left as it was."""
+        """Drop the temporary file; the target is left as it was (nothing happens after ``commit``)."""
+        if self._closed and not self._tmp.exists():
+            return
         if self._writer is not None and not self._closed:
             with contextlib.suppress(Exception):  # the file is dropped anyway
                 self._writer.close()

@@ -332,15 +332,14 @@ def write(result: CalibrationResult, out_dir: str | Path) -> Path:
 
 
 def _check_output(out_dir: Path, inputs: Sequence[Path]) -> None:
-    """Refuse an output folder that is a file, or whose files would replace an input."""
+    """Refuse an output folder that is a file, or whose files would replace an input (links,
+    hard links and case followed: ``io.writers.check_outputs``)."""
     from aupipe.errors import OutputError
+    from aupipe.io.writers import check_outputs
 
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder; give a folder for the calibration")
-    taken = {p.resolve() for p in inputs}
-    for name in (CALIBRATION_FILE, "agreement.csv"):
-        if (out_dir / name).resolve() in taken:
-            raise OutputError(f"{out_dir / name}: is one of the inputs; choose another output folder")
+    check_outputs(list(inputs), {"calibration": out_dir / CALIBRATION_FILE, "agreement": out_dir / "agreement.csv"})
 
 
 def read_groups(path: str | Path) -> dict[str, str]:

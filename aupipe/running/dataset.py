@@ -40,8 +40,7 @@ def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:
     empty = window_table_empty(emotion_map, job.settings, predictor, job.rule_weight)
     empty.insert(0, "video", pd.Series(dtype=object))
     text = [c for c in empty.columns if not (is_numeric_dtype(empty[c]) or is_bool_dtype(empty[c]))]
-    writer = AtomicParquetWriter(out / DATASET)
-    try:
+    with AtomicParquetWriter(out / DATASET) as writer:  # dropped unless committed
         for key in keys:
             path = output_paths(out, key, job)["windows"]
             table = (
@@ -60,9 +59,6 @@ def write_dataset(out: Path, keys: Sequence[str], job: BatchJob) -> Path:
                 table[floats] = table[floats].astype(np.float64)
                 writer.write(table)
         return writer.commit(empty)
-    except BaseException:
-        writer.abort()
-        raise
 
 
 def iter_dataset(path: str | Path) -> Iterator[pd.DataFrame]:

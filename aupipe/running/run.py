@@ -85,7 +85,7 @@ class StopFlag:
 
 
 @contextlib.contextmanager
-def _no_interrupt() -> Iterator[None]:
+def no_interrupt() -> Iterator[None]:
     """Ctrl-C is held off for the block (a few renames); run outside the main thread, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -146,16 +146,10 @@ def run(
     writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
     n_frames = n_windows = n_events = n_faces = 0
     flags = spotting.FlagState()
-    try:
-        writers["windows"] = open_writer(windows_out, output_format)
-        if frames_out is not None:
-            writers["frames"] = open_writer(frames_out, output_format)
-        if baseline_out is not None:
-            writers["baseline"] = open_writer(baseline_out, output_format)
-        if events_out is not None:
-            writers["events"] = open_writer(events_out, output_format)
-        if summary_out is not None:
-            writers["summary"] = open_writer(summary_out, output_format)
+    with contextlib.ExitStack() as files:  # leaving it without the commits below drops every file
+        for name, target in outputs.items():
+            if target is not None:
+                writers[name] = files.enter_context(open_writer(target, output_format))
         summary_state = summary.SummaryState()
         state = initial_state(path, settings)
         with StopFlag() as stop:
@@ -202,13 +196,9 @@ def run(
             writers["summary"].write(summary.table(summary_state, summary_settings))
         if "baseline" in writers and state.au.baseline is not None:
             writers["baseline"].write(state.au.baseline.table())
-        with _no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
+        with no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
             for name, writer in writers.items():
                 writer.commit(empty[name])
-    except BaseException:
-        for writer in writers.values():
-            writer.abort()
-        raise
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
         state.au.baseline, Path(events_out) if events_out else None, n_events, n_faces,
