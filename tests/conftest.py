@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ def clip(emotion: str) -> Path:
     return SAMPLES / f"1001_DFA_{emotion}_XX.flv"
 
 
-def looped_clip(emotion: str, loops: int, path: Path) -> Path:
-    """The CREMA-D sample clip ``emotion`` ``loops`` times over, as MJPG AVI at 30 fps (frame-exact seeking)."""
+def clip_frames(emotion: str) -> list:
+    """Every frame (BGR arrays) of the CREMA-D sample clip ``emotion``."""
     import cv2
 
     capture = cv2.VideoCapture(str(clip(emotion)))
@@ -28,12 +29,26 @@ def looped_clip(emotion: str, loops: int, path: Path) -> Path:
             break
         frames.append(frame)
     capture.release()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
-    for _ in range(loops):
-        for frame in frames:
-            writer.write(frame)
+    return frames
+
+
+def write_clip(path: Path, frames: Iterable, fourcc: str = "MJPG", fps: float = 30.0) -> Path:
+    """Write BGR ``frames`` (all one size) to ``path`` with OpenCV's ``fourcc`` codec."""
+    import cv2
+
+    frames = iter(frames)
+    first = next(frames)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, first.shape[1::-1])
+    for frame in (first, *frames):
+        writer.write(frame)
     writer.release()
     return path
+
+
+def looped_clip(emotion: str, loops: int, path: Path) -> Path:
+    """The CREMA-D sample clip ``emotion`` ``loops`` times over, as MJPG AVI at 30 fps (frame-exact seeking)."""
+    frames = clip_frames(emotion)
+    return write_clip(path, (frame for _ in range(loops) for frame in frames))
 
 
 @pytest.fixture(scope="session")

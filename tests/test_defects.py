@@ -26,7 +26,7 @@ from aupipe.signal.speech import SpeechSettings
 from aupipe.events.spotting import SpottingSettings
 from aupipe.signal.windows import WindowSettings
 
-from .conftest import ROOT, clip
+from .conftest import ROOT, clip, clip_frames, write_clip
 
 NO_EVENTS = pd.DataFrame({"onset_ms": [], "offset_ms": [], "kind": []})
 
@@ -96,23 +96,11 @@ def face_comes_and_goes(path: Path) -> Path:
     The face comes back at the clip's eye widening (AU05), so an event starts right at the end of
     the black frames: spotting then widens an event into frames without a face (NaN), the case
     that made numpy warn. Shorter clips (e.g. 20 face / 15 black / 20 face frames) spot no event."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(clip("NEU")))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
+    frames = clip_frames("NEU")
     black = np.zeros_like(frames[0])
-    for picture in [*(frames[k % len(frames)] for k in range(180)), *[black] * 30,
-                    *(frames[k % len(frames)] for k in range(300, 360))]:  # fmt: skip
-        writer.write(picture)
-    writer.release()
-    return path
+    pictures = [*(frames[k % len(frames)] for k in range(180)), *[black] * 30,
+                *(frames[k % len(frames)] for k in range(300, 360))]  # fmt: skip
+    return write_clip(path, pictures)
 
 
 def test_face_coming_and_going_gives_no_numpy_warning(tmp_path: Path) -> None:

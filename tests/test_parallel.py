@@ -15,7 +15,7 @@ from aupipe import chain
 from aupipe.signal import video
 from aupipe.chain import ParallelSettings, PipelineSettings
 
-from .conftest import clip, looped_clip
+from .conftest import clip, clip_frames, looped_clip, write_clip
 
 # Spans of ~1.4 s on a 5.6 s video: three span borders in a test-sized clip.
 SHORT_SPANS = PipelineSettings(parallel=ParallelSettings(max_span_s=2.0, min_span_s=1.0, overlap_s=1.0))
@@ -50,21 +50,27 @@ def test_plan_spans_cover_the_video_once() -> None:
     assert len(parallel.plan_spans(short, 4)) == 1  # 15 s: not split below min_span_s (10 s)
 
 
+def _assert_same_frames(one: aupipe.AnalysisResult, two: aupipe.AnalysisResult, n_frames: int) -> None:
+    """``n_frames`` rows each, the same frames, times and face flags; landmarks within 0.5 px and
+    AUs within 0.05 of each other."""
+    assert len(one.frames) == len(two.frames) == n_frames
+    for column in ("frame", "time_ms", "face_found"):
+        assert one.frames[column].tolist() == two.frames[column].tolist()
+    landmark_px = np.abs(one.frames[LANDMARKS].to_numpy() - two.frames[LANDMARKS].to_numpy())
+    au_columns = [c for c in one.frames.columns if c.startswith("AU") and c.endswith("_r")]
+    au_diff = np.abs(one.frames[au_columns].to_numpy() - two.frames[au_columns].to_numpy())
+    assert np.nanmax(landmark_px) < 0.5
+    assert np.nanmax(au_diff) < 0.05
+
+
 def test_two_workers_match_one_within_the_tracker_warm_up(
     one_and_two: tuple[aupipe.AnalysisResult, aupipe.AnalysisResult], looped: Path
 ) -> None:
     one, two = one_and_two
     info = video.probe(looped)
     assert len(parallel.plan_spans(info, 2, SHORT_SPANS.parallel)) == 4  # three borders are exercised
-    assert len(one.frames) == len(two.frames) == 168
-    for column in ("frame", "time_ms", "face_found"):
-        assert one.frames[column].tolist() == two.frames[column].tolist()
-    landmark_px = np.abs(one.frames[LANDMARKS].to_numpy() - two.frames[LANDMARKS].to_numpy())
-    au_columns = [c for c in one.frames.columns if c.startswith("AU") and c.endswith("_r")]
-    au_diff = np.abs(one.frames[au_columns].to_numpy() - two.frames[au_columns].to_numpy())
     # Measured: 0.05 px at most with 1 s of overlap (5 px without, see the next test); AUs within 0.012.
-    assert np.nanmax(landmark_px) < 0.5
-    assert np.nanmax(au_diff) < 0.05
+    _assert_same_frames(one, two, 168)
     presence = [c for c in one.frames.columns if c.startswith("AU") and c.endswith("_c")]
     agree = (one.frames[presence].to_numpy() == two.frames[presence].to_numpy()).mean()
     assert agree > 0.99
@@ -93,21 +99,8 @@ def test_without_overlap_the_border_frames_move(looped: Path) -> None:
 
 def mp4_clip(emotion: str, n_frames: int, path: Path) -> Path:
     """The first ``n_frames`` of the sample clip ``emotion`` (looped), as MP4 (mp4v) at 30 fps."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(clip(emotion)))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, frames[0].shape[1::-1])
-    for k in range(n_frames):
-        writer.write(frames[k % len(frames)])
-    writer.release()
-    return path
+    frames = clip_frames(emotion)
+    return write_clip(path, (frames[k % len(frames)] for k in range(n_frames)), fourcc="mp4v")
 
 
 def test_two_workers_on_mp4_match_one(tmp_path: Path) -> None:
@@ -119,15 +112,8 @@ def test_two_workers_on_mp4_match_one(tmp_path: Path) -> None:
         warnings.simplefilter("error", aupipe.AupipeWarning)  # e.g. timestamps stepping back at the border
         one = aupipe.analyze(path, settings=SHORT_SPANS, workers=1)
         two = aupipe.analyze(path, settings=SHORT_SPANS, workers=2)
-    assert len(one.frames) == len(two.frames) == 90
-    for column in ("frame", "time_ms", "face_found"):
-        assert one.frames[column].tolist() == two.frames[column].tolist()
     # A seek that lands a few frames off shifts the second span's landmarks by pixels, not 0.05 px.
-    landmark_px = np.abs(one.frames[LANDMARKS].to_numpy() - two.frames[LANDMARKS].to_numpy())
-    au_columns = [c for c in one.frames.columns if c.startswith("AU") and c.endswith("_r")]
-    au_diff = np.abs(one.frames[au_columns].to_numpy() - two.frames[au_columns].to_numpy())
-    assert np.nanmax(landmark_px) < 0.5
-    assert np.nanmax(au_diff) < 0.05
+    _assert_same_frames(one, two, 90)
     pd.testing.assert_frame_equal(
         one.windows[["window", "start_ms", "end_ms", "n_frames"]],
         two.windows[["window", "start_ms", "end_ms", "n_frames"]],

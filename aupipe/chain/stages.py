@@ -35,6 +35,11 @@ __all__ = [
 ]  # fmt: skip
 
 
+def _some(rows: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``rows``, or None when there are none (what the signal stages' ``step`` expect)."""
+    return rows if rows is not None and len(rows) else None
+
+
 class Stage(Protocol):
     """What every stage provides (see the module doc)."""
 
@@ -73,7 +78,7 @@ class SpeechStage:
     def step(
         self, state: speech.SpeechState, rows: pd.DataFrame | None, final: bool
     ) -> tuple[pd.DataFrame, speech.SpeechState]:
-        return speech.step(state, rows if rows is not None and len(rows) else None, final=final)
+        return speech.step(state, _some(rows), final=final)
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ class WindowStage:
     def step(
         self, state: windows.WindowState, rows: pd.DataFrame | None, final: bool, baseline_confidence: float = np.nan
     ) -> tuple[pd.DataFrame, windows.WindowState]:
-        done, new = windows.step(state, rows if rows is not None and len(rows) else None, self.settings, final=final)
+        done, new = windows.step(state, _some(rows), self.settings, final=final)
         done = done.assign(baseline_confidence=np.full(len(done), baseline_confidence))
         return label_windows(done, self.emotion_map), new
 
@@ -147,8 +152,7 @@ class EventStage:
     def step(
         self, state: spotting.SpottingState, rows: pd.DataFrame | None, final: bool
     ) -> tuple[pd.DataFrame, spotting.SpottingState]:
-        rows = rows if rows is not None and len(rows) else None
-        return spotting.step(state, rows, self.settings, final=final, emotion_map=self.emotion_map)
+        return spotting.step(state, _some(rows), self.settings, final=final, emotion_map=self.emotion_map)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aupipe
@@ -15,24 +15,23 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
 
-def _positive_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 ms, got {text}")
-    return value
+def _positive(unit: str, name: str) -> Callable[[str], float]:
+    """An argparse type for a number above 0 in ``unit`` (``ms``, ``s``), named ``name`` in messages."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0 {unit}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive_s(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 s, got {text}")
-    return value
+_positive_ms = _positive("ms", "milliseconds")
+_positive_s = _positive("s", "seconds")
 
 
 def _workers(text: str) -> int:

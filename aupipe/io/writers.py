@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import pandas as pd
 
@@ -86,7 +86,21 @@ def _umask() -> int:
     return mask
 
 
-class AtomicCsvWriter:
+class _DropUnlessCommitted:
+    """The writers' ``with`` block: leaving it without ``commit`` (an error, Ctrl-C, or no commit)
+    drops the file (``abort``, which does nothing after a commit)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class AtomicCsvWriter(_DropUnlessCommitted):
     """Append DataFrame chunks to ``path`` through a temporary file; ``commit`` or ``abort`` once."""
 
     def __init__(self, path: str | Path) -> None:
@@ -130,13 +144,6 @@ class AtomicCsvWriter:
         _move_into_place(self._tmp, self.path)
         return self.path
 
-    def __enter__(self) -> AtomicCsvWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Leaving the block without ``commit`` (an error, Ctrl-C, or no commit) drops the file."""
-        self.abort()
-
     def abort(self) -> None:
         """Drop the temporary file; the target is left as it was (nothing happens after ``commit``)."""
         if self._handle is not None:
@@ -154,7 +161,7 @@ def _move_into_place(tmp: Path, path: Path) -> None:
         raise OutputError(f"{path}: cannot write output ({err.strerror})") from None
 
 
-class AtomicParquetWriter:
+class AtomicParquetWriter(_DropUnlessCommitted):
     """``AtomicCsvWriter`` for Parquet (pyarrow): one row group per written chunk, schema fixed by the first."""
 
     def __init__(self, path: str | Path) -> None:
@@ -206,13 +213,6 @@ class AtomicParquetWriter:
             os.fsync(handle.fileno())
         _move_into_place(self._tmp, self.path)
         return self.path
-
-    def __enter__(self) -> AtomicParquetWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Leaving the block without ``commit`` (an error, Ctrl-C, or no commit) drops the file."""
-        self.abort()
 
     def abort(self) -> None:
         """Drop the temporary file; the target is left as it was (nothing happens after ``commit``)."""

@@ -22,6 +22,7 @@ over 0.25 (capped at 1) times the evidence quality.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ class AuColumns:
         self._frame = intensity
         self._cache: dict[str, np.ndarray | None] = {}
         self.speech = np.zeros(self.n, dtype=bool) if speech is None else speech
+        self._no_face: np.ndarray | None = None
 
     def column(self, name: str) -> np.ndarray | None:
         if name not in self._cache:
@@ -114,18 +116,20 @@ class AuColumns:
     def evidence(self, name: str) -> np.ndarray:
         """An evidence column as floats (NaN where absent or unknown)."""
         values = self.column(name)
-        return np.full(self.n, np.nan) if values is None else values
+        if values is None:  # an absent column reads NaN; kept, so per-row reads stay cheap
+            values = self._cache[name] = np.full(self.n, np.nan)
+        return values
 
     def no_face(self) -> np.ndarray:
-        """Rows where every AU column present is NaN (no face / unknown)."""
-        names = [c for c in self._frame.columns if isinstance(c, str) and _is_au_column(c)]
-        if not names:
-            return np.zeros(self.n, dtype=bool)
-        present = np.zeros(self.n, dtype=bool)
-        for name in names:
-            values = self.column(name)
-            present |= ~np.isnan(values)  # type: ignore[operator]
-        return ~present
+        """Rows where every AU column present is NaN (no face / unknown); computed once."""
+        if self._no_face is None:
+            names = [c for c in self._frame.columns if isinstance(c, str) and _is_au_column(c)]
+            present = np.zeros(self.n, dtype=bool)
+            for name in names:
+                values = self.column(name)
+                present |= ~np.isnan(values)  # type: ignore[operator]
+            self._no_face = ~present if names else np.zeros(self.n, dtype=bool)
+        return self._no_face
 
 
 def _clean(values: np.ndarray) -> np.ndarray:
@@ -299,8 +303,9 @@ def score(intensity: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
     return pd.DataFrame(out, index=intensity.index)
 
 
+@functools.lru_cache(maxsize=16)
 def _copies(cats: tuple[Category, ...]) -> np.ndarray:
-    """(C, C) bool: category j has the same rule as category i (i != j)."""
+    """(C, C) bool: category j has the same rule as category i (i != j); once per mapping (not to be modified)."""
     out = np.zeros((len(cats), len(cats)), dtype=bool)
     for i, a in enumerate(cats):
         for j, b in enumerate(cats):
