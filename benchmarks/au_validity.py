@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from aupipe import agreement, aus, references, video  # noqa: E402
+from aupipe.learning import agreement, references  # noqa: E402
+from aupipe.signal import aus, video  # noqa: E402
 from aupipe.errors import AupipeWarning  # noqa: E402
 from fit_au_calibration import KEEP_HAND, LEFT_OUT, person_groups  # noqa: E402
 

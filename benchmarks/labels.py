@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aupipe  # noqa: E402
-from aupipe import pipeline  # noqa: E402
+from aupipe.chain.labels import label_windows  # noqa: E402
+from aupipe.chain.settings import PipelineSettings  # noqa: E402
 from aupipe.learning.datasets import cremad, is_video  # noqa: E402
 from aupipe.rules.mapping import Mapping, list_mappings  # noqa: E402
 
@@ -56,7 +57,7 @@ TALK_CLIPS: tuple[str, ...] = ("video-retalking_face_1.mp4", "video-retalking_fa
 TARGET = 0.8  # share of neutral-or-uncertain windows wanted on a neutral talking face
 UNCERTAIN = "uncertain"
 UNLABELLED = "unlabelled"
-SETTINGS = pipeline.PipelineSettings(include_landmarks=False, spotting=None)  # neither changes the labels
+SETTINGS = PipelineSettings(include_landmarks=False, spotting=None)  # neither changes the labels
 
 
 class BadInput(Exception):
@@ -126,7 +127,7 @@ def window_tables(path: Path, mappings: dict[str, Mapping]) -> dict[str, pd.Data
     base = labelled[[c for c in labelled.columns if c not in added]]
     tables = {first: labelled}
     for name in others:
-        table = pipeline.label_windows(base, mappings[name])
+        table = label_windows(base, mappings[name])
         tables[name] = table.loc[:, ~table.columns.duplicated(keep="last")]
     return tables
 

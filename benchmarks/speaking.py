@@ -40,7 +40,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aupipe import pipeline, speech  # noqa: E402
+from aupipe.chain.frames import stream_frames  # noqa: E402
+from aupipe.chain.settings import PipelineSettings  # noqa: E402
+from aupipe.signal import speech  # noqa: E402
 
 #: Clips of acted expressions / still faces without talk (from the manifest's descriptions).
 QUIET = ("liveportrait_d6", "liveportrait_d18", "liveportrait_s18", "openface_2015-10-15-15-14", "liveportrait_d14")
@@ -62,10 +64,10 @@ def raw_table(path: Path, cache: Path) -> pd.DataFrame:
     if cached.exists():
         return pd.read_parquet(cached, columns=[*speech.INPUT_COLUMNS, *speech.TWIST_COLUMNS])
     print(f"  (no cached table for {path.name}: running stream_frames)", file=sys.stderr)
-    settings = pipeline.PipelineSettings(include_landmarks=False)
+    settings = PipelineSettings(include_landmarks=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pd.concat(list(pipeline.stream_frames(path, settings)), ignore_index=True)
+        return pd.concat(list(stream_frames(path, settings)), ignore_index=True)
 
 
 def speaking_share(frames: pd.DataFrame, settings: speech.SpeechSettings) -> float:

@@ -75,20 +75,22 @@ def stage_shares(path: Path) -> dict[str, float]:
     from aupipe.signal import aus
     from aupipe.signal import landmarks
     from aupipe.rules import mapping
-    from aupipe import chain
+    from aupipe.chain import frames as chain_frames
+    from aupipe.chain.labels import label_windows
+    from aupipe.chain.settings import PipelineSettings
     from aupipe.signal import video
     from aupipe.signal import windows
     from aupipe.signal.native import quiet_native_stderr
 
     emotion_map = mapping.load_mapping()
-    settings = chain.PipelineSettings()
+    settings = PipelineSettings()
     names = ["decode+landmarks", "normalise+measures", "AUs", "windows", "mapping"]
     spent = dict.fromkeys(names, 0.0)
     au_state, window_state = aus.AuState(), windows.WindowState()
     with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
         timestamp = -1
         clock = time.perf_counter()
-        batches = chain.batched(iter(video.iter_frames(path)), settings.chunk_frames)
+        batches = video.batched(iter(video.iter_frames(path)), settings.chunk_frames)
         for frames in [*batches, None]:
             marks = [clock]
             raw = None
@@ -96,16 +98,16 @@ def stage_shares(path: Path) -> dict[str, float]:
                 batch = landmarks.detect(landmarker, frames, timestamp)
                 timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
                 marks.append(time.perf_counter())
-                raw = chain.frame_table(batch, settings)
+                raw = chain_frames.frame_table(batch, settings)
             else:
                 marks.append(time.perf_counter())
             marks.append(time.perf_counter())
             rows, au_state = aus.step(au_state, raw, settings.aus, final=frames is None)
-            rows = chain.order_columns(rows) if len(rows) else None
+            rows = chain_frames.order_columns(rows) if len(rows) else None
             marks.append(time.perf_counter())
             done, window_state = windows.step(window_state, rows, settings.windows, final=frames is None)
             marks.append(time.perf_counter())
-            chain.label_windows(done, emotion_map)
+            label_windows(done, emotion_map)
             marks.append(time.perf_counter())
             for key, begin, end in zip(names, marks[:-1], marks[1:], strict=True):
                 spent[key] += end - begin

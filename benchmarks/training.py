@@ -52,7 +52,8 @@ def feature_figures(workers: int) -> dict[str, Any]:
 def default_channel_count() -> int:
     """How many input channels the default patterns (``AU*_r``, ``AU*_c``) give with this aupipe."""
     from aupipe.learning.features import SegmentSettings, channel_columns
-    from aupipe.chain import PipelineSettings, frame_table_empty
+    from aupipe.chain.frames import frame_table_empty
+    from aupipe.chain.settings import PipelineSettings
 
     columns = list(frame_table_empty(PipelineSettings(include_landmarks=False)).columns)
     return len(channel_columns(columns, SegmentSettings().channels))
@@ -101,7 +102,7 @@ def network_figures(n_windows: int, epochs: int) -> dict[str, Any]:
     import keras
     import numpy as np
 
-    from aupipe.learning.model import NetworkConfig, build_network
+    from aupipe.learning.network import NetworkConfig, build_network
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n_windows, 16, 24)).astype(np.float32)

@@ -77,3 +77,37 @@ def test_no_private_names_across_modules() -> None:
 def test_no_module_over_about_600_lines() -> None:
     long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def _aupipe_imports(path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, module, name or None) of every ``aupipe`` import in ``path``, at any depth."""
+    found: list[tuple[int, str, str | None]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "aupipe":
+            found += [(node.lineno, node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, None) for alias in node.names if alias.name.split(".")[0] == "aupipe"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PACKAGE.parent / "benchmarks").glob("*.py")) + sorted((PACKAGE.parent / "scripts").glob("*.py")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)  # fmt: skip
+def test_benchmarks_and_scripts_import_what_exists(path: Path) -> None:
+    """Benchmarks are not run by CI; their imports (also those inside functions) must still resolve."""
+    import importlib
+
+    missing = []
+    for line, module, name in _aupipe_imports(path):
+        try:
+            imported = importlib.import_module(module)
+        except ImportError as err:
+            missing.append(f"{path.name}:{line}: {module} ({err})")
+            continue
+        if name is not None and not hasattr(imported, name):
+            try:
+                importlib.import_module(f"{module}.{name}")
+            except ImportError:
+                missing.append(f"{path.name}:{line}: from {module} import {name}")
+    assert missing == []
