@@ -12,6 +12,9 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``calibrate(videos, reference, out_dir)`` -> ``CalibrationResult``: fit the AU intensities to a
   lab's own reference codes; use it with ``analyze(..., au_calibration=out_dir)``.
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
+- ``import_frames(path, kind="openface")`` -> frame table of an OpenFace / py-feat CSV;
+  ``analyze_frames(frames_or_path, ...)`` -> ``AnalysisResult`` and ``run_frames(path, windows_out, ...)``
+  -> files: windows, mapping and spotting on existing AU archives (docs/import.md).
 - Errors: ``AupipeError`` and its subclasses ``InputError``, ``SettingsError``, ``MappingError``,
   ``OutputError``, ``ModelError``;
   warnings: ``AupipeWarning``.
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from aupipe.rules.mapping import Mapping
     from aupipe.running.analyze import AnalysisResult
     from aupipe.chain.settings import PipelineSettings
+    from aupipe.running.imported import ImportSummary
     from aupipe.running.run import RunSummary
 
 from .version import __version__
@@ -54,10 +58,13 @@ __all__ = [
     "SettingsError",
     "__version__",
     "analyze",
+    "analyze_frames",
     "batch",
     "calibrate",
+    "import_frames",
     "load_mapping",
     "run",
+    "run_frames",
     "score_emotions",
 ]
 
@@ -160,7 +167,7 @@ def run(
     baseline_out: str | Path | None = None,
     model: str | Path | None = None,
     rule_weight: float | None = None,
-    events_out: str | Path | None = None,
+    events_out: str | Path | list[str | Path] | None = None,
     settings: PipelineSettings | None = None,
     progress: bool = True,
     workers: int | None = 1,
@@ -168,6 +175,7 @@ def run(
     au_calibration: str | Path | None = None,
     summary_out: str | Path | None = None,
     summary_segment_s: float = 60.0,
+    boris_out: str | Path | None = None,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV or Parquet.
 
@@ -178,8 +186,10 @@ def run(
     ``analyze``. ``output_format``: "csv" or "parquet" for every file; None takes each file's
     suffix (``.parquet`` / ``.pq`` is Parquet, anything else CSV). ``au_calibration`` as for ``analyze``.
     ``summary_out`` also writes the clip summary (``AnalysisResult.summary``: the dominant emotion
-    of the clip and of every ``summary_segment_s`` seconds). No output may be the input or
-    another output (OutputError, exit 4, before any work).
+    of the clip and of every ``summary_segment_s`` seconds). ``events_out`` may be a list of
+    paths; one named ``.eaf`` is an ELAN file (events and window labels, linked to the video),
+    and ``boris_out`` (``.csv`` / ``.xlsx``) a BORIS import sheet of the events (docs/outputs.md).
+    No output may be the input or another output (OutputError, exit 4, before any work).
     """
     from aupipe.running.run import run as run_video
 
@@ -188,6 +198,7 @@ def run(
     return run_video(
         path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
         events_out, workers, output_format, summary_out=summary_out, summary_segment_s=summary_segment_s,
+        boris_out=boris_out,
     )  # fmt: skip
 
 
@@ -204,6 +215,7 @@ def batch(
     output_format: str = "csv",
     frames: bool = False,
     events: bool = False,
+    events_format: str = "table",
     workers: int | None = None,
     engine: str = "local",
     address: str | None = None,
@@ -221,18 +233,21 @@ def batch(
     and never stops the batch. workers: videos processed at once (None = every core). engine:
     ``"local"`` processes, or ``"ray"`` (extra ``aupipe[ray]``) on the cluster at ``address``
     or a local Ray instance. ``mapping``, ``window_ms``, ``stride_ms``, ``model``,
-    ``rule_weight``, ``settings`` as for ``analyze``. Call under ``if __name__ == "__main__":``
-    in a script (worker processes re-import it). See docs/performance.md.
+    ``rule_weight``, ``settings`` as for ``analyze``. ``events_format="eaf"`` writes each video's
+    events as an ELAN file ``<key>.events.eaf`` instead of a table (docs/outputs.md). Call under
+    ``if __name__ == "__main__":`` in a script (worker processes re-import it). See docs/performance.md.
     """
     from aupipe.running.batching import BatchJob, run_batch
 
     job = BatchJob(
         settings=_settings(window_ms, stride_ms, settings), emotion_map=_mapping(mapping),
         model=str(model) if model is not None else None, rule_weight=rule_weight, output_format=output_format,
-        frames=frames, events=events,
+        frames=frames, events=events, events_format=events_format,
     )  # fmt: skip
     if output_format not in ("csv", "parquet"):
         raise OutputError(f"unknown output format {output_format!r}; choose csv or parquet")
+    if events_format not in ("table", "eaf"):
+        raise OutputError(f"unknown events format {events_format!r}; choose table or eaf")
     items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     return run_batch(items, out_dir, job, workers, engine, address, progress, retry_errors)
 
@@ -283,6 +298,77 @@ def score_emotions(intensity: pd.DataFrame, mapping: str | Path | Mapping | None
     from aupipe.rules.mapping import score
 
     return score(intensity, _mapping(mapping))
+
+
+def import_frames(
+    path: str | Path, kind: str = "openface", *, fps: float | None = None, face_id: int | None = None
+) -> pd.DataFrame:
+    """Read another tool's per-frame AUs into aupipe's frame table (docs/import.md), streamed in chunks.
+
+    kind: ``"openface"`` (OpenFace 2.x FeatureExtraction CSV: ``AUxx_r`` 0-5 as is, ``AUxx_c``
+    presence, ``timestamp`` s, ``success``, ``pose_R*``) or ``"pyfeat"`` (``Fex.to_csv``: ``AUxx``
+    0-1 scores times 5). fps: frames/s, only for a file without a time column (py-feat's); face_id:
+    the OpenFace face to keep (default the lowest). Returns one row per frame: ``frame`` (0-based),
+    ``time_ms``, ``face_found``, head pose, ``AUxx_r``, sided (NaN), ``AUxx_c``; ``.attrs``
+    ``missing_columns`` / ``empty_columns`` / ``note`` say what a video's table would have more.
+    Bad files raise ``InputError`` with one line.
+    """
+    from aupipe.running.imported import import_frames as read
+
+    return read(path, kind, fps, face_id)
+
+
+def analyze_frames(
+    frames_or_path: pd.DataFrame | str | Path,
+    mapping: str | Path | Mapping | None = None,
+    kind: str = "openface",
+    window_ms: float = 500.0,
+    stride_ms: float = 100.0,
+    *,
+    fps: float | None = None,
+    face_id: int | None = None,
+    settings: PipelineSettings | None = None,
+) -> AnalysisResult:
+    """``analyze`` for AUs already measured: windows, mapping labels, events and summary of a frame table
+    (a DataFrame in the frame table's layout, e.g. from ``import_frames``) or of an OpenFace / py-feat
+    CSV (``kind``, ``fps``, ``face_id`` as for ``import_frames``). The same stage chain as for a video,
+    with the frame stages replaced; ``.baseline`` is None. See docs/import.md for what differs.
+    """
+    from aupipe.running.imported import analyze_frames as analyze_table
+
+    chosen = _settings(window_ms, stride_ms, settings)
+    return analyze_table(frames_or_path, _mapping(mapping), chosen, kind, fps, face_id)
+
+
+def run_frames(
+    path: str | Path,
+    windows_out: str | Path,
+    frames_out: str | Path | None = None,
+    mapping: str | Path | Mapping | None = None,
+    kind: str = "openface",
+    window_ms: float = 500.0,
+    stride_ms: float = 100.0,
+    *,
+    events_out: str | Path | None = None,
+    summary_out: str | Path | None = None,
+    fps: float | None = None,
+    face_id: int | None = None,
+    settings: PipelineSettings | None = None,
+    output_format: str | None = None,
+    summary_segment_s: float = 60.0,
+) -> ImportSummary:
+    """``run`` for an OpenFace / py-feat CSV (``aupipe import``): stream it through windows, mapping and
+    spotting into files written atomically (the frame table's, with ``frames_out``). Returns an
+    ``ImportSummary`` (a ``RunSummary`` plus ``note``, ``missing_columns``, ``empty_columns``).
+    No output may be the input or another output (``OutputError``, exit 4); docs/import.md.
+    """
+    from aupipe.running.imported import run_frames as run_table
+
+    chosen = _settings(window_ms, stride_ms, settings)
+    return run_table(
+        path, windows_out, frames_out, _mapping(mapping), chosen, kind, events_out, summary_out, fps, face_id,
+        output_format, summary_segment_s,
+    )  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

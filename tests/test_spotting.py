@@ -21,6 +21,7 @@ from aupipe.signal import aus
 from aupipe.events import spot_eval
 from aupipe.events import spotting
 from aupipe.events import synth
+from aupipe.events.spotting_settings import MOTION
 from aupipe.errors import AupipeError, InputError, SettingsError
 
 FPS = 30.0
@@ -485,3 +486,56 @@ def test_landmark_motion_counts_only_beyond_pixel_jitter() -> None:
     view = spotting.activation_table(table(400.0))
     assert {"frame", "time_ms", "AU09", "AU09_bound"} <= set(view.columns)
     assert view["AU09"].max() >= 1.0 and abs(view["AU09"].idxmax() - frame_of(40_150)) <= 2
+
+
+def with_motion(frames: pd.DataFrame, au: str, onset_ms: float, duration_ms: float, fw: float) -> pd.DataFrame:
+    """``frames`` with flat landmark measures (+ a face width of 400 px) and ``au``'s measures moved
+    by ``fw`` face widths (synth's profile) at ``onset_ms``."""
+    rng = np.random.default_rng(2)
+    frames = frames.copy()
+    for name in aus.MEASURES:
+        frames[f"g_{name}"] = rng.normal(0.0, 0.0003, len(frames))
+    frames["face_width_px"] = 400.0
+    measures, weights, _ = MOTION[au]
+    shape = synth.profile(frames["time_ms"].to_numpy(), synth.SynthEvent(onset_ms, duration_ms, (("AU12", 0.05),)))
+    for measure, weight in zip(measures, weights, strict=True):
+        frames[f"g_{measure}"] += np.sign(weight) * fw * shape
+    return frames
+
+
+def test_confidence_rests_on_landmark_motion_and_thresholds_the_table() -> None:
+    # Two AU12 rises of the same intensity: the lip corners move with the first, not the second
+    # (a blendshape flicker the mesh does not confirm).
+    table = au_table(events=(("AU12", 30_000.0, 300.0, 2.0), ("AU12", 60_000.0, 300.0, 2.0)))
+    table = with_motion(table, "AU12", 30_000.0, 300.0, 0.03)
+    every = spotting.spot(table, spotting.SpottingSettings(min_confidence=0.0))
+    assert len(every) == 2 and every["confidence"].between(0.0, 1.0).all()
+    moved, flicker = every.sort_values("onset_ms")["confidence"].to_numpy()
+    assert moved > 0.9 and flicker < 0.3
+    default = spotting.spot(table)
+    assert len(default) == 1 and abs(default["apex_frame"].iloc[0] - frame_of(30_150)) <= 2
+    assert default["confidence"].iloc[0] >= spotting.SpottingSettings().min_confidence
+    assert spotting.event_columns().index("confidence") == spotting.event_columns().index("within_macro") + 1
+    with pytest.raises(SettingsError):
+        spotting.SpottingSettings(min_confidence=1.5)
+
+
+def test_speech_factor_damps_lower_face_activation_only_while_speaking() -> None:
+    table = au_table(events=(("AU15", 30_000.0, 300.0, 2.0), ("AU01", 30_000.0, 300.0, 2.0)))
+    table["speaking"] = False
+    table.loc[(table["time_ms"] > 29_000) & (table["time_ms"] < 31_000), "speaking"] = True
+    plain = spotting.activation_table(table)
+    damped = spotting.activation_table(table, spotting.SpottingSettings(speech_factor=2.0))
+    apex = frame_of(30_150)
+    assert damped.loc[apex, "AU15"] == pytest.approx(plain.loc[apex, "AU15"] / 2.0)
+    assert damped.loc[apex, "AU01"] == pytest.approx(plain.loc[apex, "AU01"])  # upper face: unchanged
+    quiet = frame_of(50_000)
+    assert damped.loc[quiet, "AU15"] == pytest.approx(plain.loc[quiet, "AU15"])  # not speaking: unchanged
+
+
+def test_blink_aus_choose_what_a_blink_hides() -> None:
+    table = au_table(events=(("AU43", 30_000.0, 250.0, 4.0), ("AU06", 30_000.0, 250.0, 2.0)))
+    every = spotting.SpottingSettings(min_confidence=0.0)
+    assert spotting.spot(table, every)["aus"].tolist() == ["AU06"]  # a cheek raise during a blink counts by default
+    hidden = dataclasses.replace(every, blink_aus=("AU05", "AU06", "AU07"))
+    assert spotting.spot(table, hidden).empty

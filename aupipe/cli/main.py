@@ -8,8 +8,12 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aupipe
+
+if TYPE_CHECKING:
+    from aupipe.events.spotting import SpottingSettings
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -120,7 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule-weight", type=float, metavar="W",
         help="weight 0..1 of the mapping's rule scores in the fused label (default: the model's own, 0.25)",
     )  # fmt: skip
-    run.add_argument("--events", metavar="EVENTS.csv", help="also write the spotted expression events (micro / macro)")
+    run.add_argument(
+        "--events", metavar="EVENTS.csv", action="append",
+        help="also write the spotted expression events (micro / macro): a table (.csv, .parquet) or, named .eaf, "
+        "an ELAN file linked to the video; give it again for more than one",
+    )  # fmt: skip
+    run.add_argument(
+        "--boris", metavar="BORIS.csv", help="also write the events as a BORIS import sheet (.csv, or .xlsx: openpyxl)"
+    )
     run.add_argument(
         "--summary", metavar="SUMMARY.csv",
         help="also write the clip summary: dominant emotion, its share of time, the AUs behind it and the events, "
@@ -130,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-s", type=_positive_s, default=60.0, help="segment length of --summary in s (default 60)"
     )
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
+    run.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="C",
+        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.6; 0 = all)",
+    )
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     run.add_argument(
@@ -155,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--frames", action="store_true", help="also write each video's per-frame table")
     batch.add_argument("--events", action="store_true", help="also write each video's spotted events")
+    batch.add_argument(
+        "--events-format", choices=("table", "eaf"), default="table",
+        help="--events as a table in --format (default) or as an ELAN file (.events.eaf) linked to the video",
+    )  # fmt: skip
     batch.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
     batch.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
     batch.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
@@ -164,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule-weight", type=float, metavar="W", help="weight 0..1 of the rule scores in the fused label"
     )
     batch.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
+    batch.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="C",
+        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.6; 0 = all)",
+    )
     batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     _add_workers(batch, "videos processed at once, one process each")
@@ -184,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_evaluate_arguments(evaluate)
 
     _add_calibrate(commands)
+    from aupipe.cli import imports  # light: pandas loads only when the command runs
+
+    imports.add_import_parser(commands, _positive_ms)
 
     mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)
@@ -245,10 +275,11 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
     import dataclasses
 
     from aupipe.chain.settings import PipelineSettings
-    from aupipe.events.spotting import SpottingSettings
 
     if args.events and args.no_spotting:
         raise aupipe.SettingsError("--events needs spotting; leave out --no-spotting")
+    if getattr(args, "boris", None) and args.no_spotting:
+        raise aupipe.SettingsError("--boris needs spotting; leave out --no-spotting")
     base = PipelineSettings()
     if args.au_calibration is not None:
         from aupipe.signal.calibration import load_calibration
@@ -257,8 +288,16 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
         base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration=args.au_calibration))
     return dataclasses.replace(
         base, include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
-        spotting=None if args.no_spotting else SpottingSettings(blinks=args.blinks),
+        spotting=None if args.no_spotting else _spotting_settings(args),
     )  # fmt: skip
+
+
+def _spotting_settings(args: argparse.Namespace) -> SpottingSettings:
+    from aupipe.events.spotting import SpottingSettings
+
+    if args.min_confidence is None:
+        return SpottingSettings(blinks=args.blinks)
+    return SpottingSettings(blinks=args.blinks, min_confidence=args.min_confidence)
 
 
 def _chosen_mapping(args: argparse.Namespace) -> str | None:
@@ -273,8 +312,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     summary = aupipe.batch(
         args.inputs, args.output, mapping=_chosen_mapping(args), window_ms=args.window_ms, stride_ms=args.stride_ms,
         model=args.model, rule_weight=args.rule_weight, settings=_pipeline_settings(args), output_format=args.format,
-        frames=args.frames, events=args.events, workers=args.workers or None, engine=args.engine,
-        address=args.address, retry_errors=args.retry_errors, progress=not args.quiet,
+        frames=args.frames, events=args.events, events_format=args.events_format, workers=args.workers or None,
+        engine=args.engine, address=args.address, retry_errors=args.retry_errors, progress=not args.quiet,
     )  # fmt: skip
     counts = summary.manifest["status"].value_counts()
     states = ", ".join(f"{counts[s]} {s}" for s in ("ok", "error", "interrupted", "pending") if s in counts)
@@ -321,12 +360,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         output_format=args.format,
         summary_out=args.summary,
         summary_segment_s=args.segment_s,
+        boris_out=args.boris,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
     if summary.summary_path is not None:
         written += f" and {summary.summary_path}"
-    if summary.events_path is not None:
-        written += f" and {summary.events_path} ({summary.n_events} events)"
+    if summary.events_paths:
+        written += f" and {' and '.join(map(str, summary.events_paths))} ({summary.n_events} events)"
+    if summary.boris_path is not None:
+        written += f" and {summary.boris_path}"
     if summary.interrupted:
         print(
             f"aupipe: interrupted after {summary.n_frames} frames; {written} hold everything up to there",
@@ -408,6 +450,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_synth(args)
         if args.command == "calibrate":
             return _cmd_calibrate(args)
+        if args.command == "import":
+            from aupipe.cli.imports import cmd_import
+
+            return cmd_import(args)
         if args.command == "train":
             from aupipe.learning.training import cmd_train
 

@@ -152,8 +152,10 @@ def step(
     hi = int(np.searchsorted(times, times[end - 1] + margin, side="right"))
     rows = np.searchsorted(grid.index, frame_grid[lo:hi])
     rows = np.minimum(rows, len(grid.index) - 1)
-    spotted, r, bound = activation(tail.take(slice(lo, hi)), channels, grid.rest[rows], grid.spread[rows], settings)
-    r, bound = r[begin - lo : end - lo], bound[begin - lo : end - lo]
+    spotted, r, bound, motion = activation(
+        tail.take(slice(lo, hi)), channels, grid.rest[rows], grid.spread[rows], settings
+    )
+    r, bound, motion = r[begin - lo : end - lo], bound[begin - lo : end - lo], motion[begin - lo : end - lo]
     region = tail.take(slice(begin, end))
     is_final = final and end == len(tail)
     forced, certain = piece_cuts(r, bound, region.time_ms, settings, is_final)
@@ -172,7 +174,9 @@ def step(
         segments = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
         if len(segments):
             segments = segments.sort_values(["onset", "offset", "au"], kind="stable").reset_index(drop=True)
-            events = make_events(region.take(slice(0, certain)), segments, settings, next_event, emotion_map)
+            events = make_events(
+                region.take(slice(0, certain)), segments, settings, next_event, emotion_map, motion[:certain], spotted
+            )
             next_event += len(events)
     if is_final:
         return events, SpottingState(None, channels, np.inf, None, next_grid, next_event, False)
@@ -204,8 +208,11 @@ def activation_table(frames: pd.DataFrame, settings: SpottingSettings = Spotting
     index = np.floor(tail.time_ms / settings.stat_step_ms).astype(np.int64)
     grid = grid_stats(tail.time_ms, tail.channels, np.unique(index), settings)
     rows = np.searchsorted(grid.index, index)
-    spotted, r, bound = activation(tail, channels, grid.rest[rows], grid.spread[rows], settings)
-    table = pd.DataFrame(np.hstack([r, bound]), columns=[*spotted, *(f"{a}_bound" for a in spotted)])
+    spotted, r, bound, motion = activation(tail, channels, grid.rest[rows], grid.spread[rows], settings)
+    table = pd.DataFrame(
+        np.hstack([r, bound, motion]),
+        columns=[*spotted, *(f"{a}_bound" for a in spotted), *(f"{a}_motion" for a in spotted)],
+    )
     table.insert(0, "time_ms", tail.time_ms)
     table.insert(0, "frame", tail.frame)
     return table

@@ -206,10 +206,22 @@ def _group(segments: pd.DataFrame, times: np.ndarray, settings: SpottingSettings
     return groups
 
 
+def event_confidence(motion_peak: float, scale: float) -> float:
+    """Confidence 0..1 of an event from its motion evidence: the highest landmark-motion
+    activation (threshold units; ``activation``) any of its AUs reaches between onset and
+    offset, as 1 - exp(-(peak - 1) / scale), 0 at or below 1. The landmarks must move well beyond
+    their usual range: on natural talking footage the blendshape intensities flicker past the
+    threshold now and then while the mesh barely moves (docs/spotting.md has the figures)."""
+    return float(1.0 - np.exp(-max(motion_peak - 1.0, 0.0) / scale)) if np.isfinite(motion_peak) else 0.0
+
+
 def make_events(
-    tail: Tail, segments: pd.DataFrame, settings: SpottingSettings, first_event: int, emotion_map: Any
-) -> pd.DataFrame:
-    """Events table (``event_columns``) of the grouped ``segments`` over the frames ``tail``."""
+    tail: Tail, segments: pd.DataFrame, settings: SpottingSettings, first_event: int, emotion_map: Any,
+    motion: np.ndarray | None = None, spotted: list[str] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Events table (``event_columns``) of the grouped ``segments`` over the frames ``tail``;
+    ``motion`` (n, k) is the motion evidence of the ``spotted`` AUs (``activation``), for the
+    confidence (NaN confidence without it)."""
     if segments.empty:
         return empty_events(emotion_map)
     times, frame_ids = tail.time_ms, tail.frame
@@ -230,9 +242,16 @@ def make_events(
     onset = np.array([seg_on[g].min() for g in strong])
     offset = np.array([seg_off[g].max() for g in strong])
     apex = np.array([seg_apex[g[int(np.argmax(seg_act[g]))]] for g in groups])
+    confidence = np.full(len(groups), np.nan)
+    if motion is not None and spotted is not None:
+        for k, (g, st) in enumerate(zip(groups, strong, strict=True)):
+            lo, hi = min(seg_on[i] for i in st), max(seg_off[i] for i in st) + 1
+            with quiet_nan_warnings():
+                peak = np.nanmax([np.nanmax(motion[lo:hi, spotted.index(seg_au[i])]) for i in g])
+            confidence[k] = event_confidence(peak, settings.confidence_scale)
     order = np.argsort(onset, kind="stable")
     groups = [groups[i] for i in order]
-    onset, offset, apex = onset[order], offset[order], apex[order]
+    onset, offset, apex, confidence = onset[order], offset[order], apex[order], confidence[order]
     padded = np.vstack([tail.intensity, np.full((1, tail.intensity.shape[1]), np.nan)])
     with quiet_nan_warnings():
         peaks = np.fmax.reduceat(padded, np.stack([onset, offset + 1], axis=1).ravel(), axis=0)[::2]
@@ -265,8 +284,15 @@ def make_events(
             "aus": [" ".join(lst) for lst in au_lists],
             "peaks": peak_text,
             "within_macro": ~macro & inside.any(axis=1),
+            "confidence": np.round(confidence, 3),
         }
     )
+    keep = ~(confidence < settings.min_confidence - 1e-9)
+    if not keep.all():
+        table = table.loc[keep].reset_index(drop=True)
+        table["event"] = first_event + np.arange(len(table))
+        peaks = peaks[keep]
+        au_lists = [lst for lst, k in zip(au_lists, keep, strict=True) if k]
     table = pd.concat([table, pd.DataFrame(peaks, columns=peak_columns())], axis=1)
     if emotion_map is not None:
         table = pd.concat([table, _label(peaks, au_lists, emotion_map)], axis=1)
@@ -288,7 +314,7 @@ def _label(peaks: np.ndarray, au_lists: list[list[str]], emotion_map: Any) -> pd
 
 @lru_cache(maxsize=2)
 def _empty(with_emotion: bool) -> pd.DataFrame:
-    dtypes: dict[str, Any] = {"event": np.int64, "onset_frame": np.int64, "apex_frame": np.int64,
+    dtypes: dict[str, Any] = {"event": np.int64, "onset_frame": np.int64, "apex_frame": np.int64, "confidence": np.float64,
                               "offset_frame": np.int64, "kind": object, "aus": object, "peaks": object,
                               "within_macro": bool, "emotion": object, "core_emotion": object,
                               "emotion_aus": object}  # fmt: skip

@@ -20,6 +20,10 @@ BLINK_AU = "AU43"
 EYELID_AUS: tuple[str, ...] = ("AU05", "AU07")
 
 
+#: Lower-face AUs: speech moves the lips and jaw through them several times a second.
+LOWER_FACE_AUS: tuple[str, ...] = ("AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU24", "AU28")
+
+
 #: AUs estimated from blendshapes alone (no landmark measure confirms a movement).
 BLENDSHAPE_ONLY_AUS: tuple[str, ...] = tuple(a for a, spec in aus.GEOMETRY_AUS.items() if spec is None)
 
@@ -56,7 +60,7 @@ MOTION: dict[str, tuple[tuple[str, ...], tuple[float, ...], float]] = _motion_sp
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event", "onset_ms", "apex_ms", "offset_ms", "duration_ms", "onset_frame", "apex_frame", "offset_frame",
-    "kind", "aus", "peaks", "within_macro",
+    "kind", "aus", "peaks", "within_macro", "confidence",
 )  # fmt: skip
 
 
@@ -91,7 +95,13 @@ class SpottingSettings:
     segments are one event when the shorter lies this much inside the other; apex_join_ms: a
     brief movement peaking this close to a macro event's apex is part of it; extent_share: an
     event spans its segments with at least this share of its strongest one's activation.
-    blink_level / blink_pad_ms: ``AU43_r`` that marks a blink, and its widening.
+    blink_level / blink_pad_ms: ``AU43_r`` that marks a blink, and its widening; blink_aus: the
+    AUs that do not count during a blink (the eyelid AUs).
+    speech_factor / speech_aus: on frames the ``speaking`` signal marks, these (lower-face) AUs'
+    activation is divided by ``speech_factor`` (1 = speech is not treated apart).
+    confidence_scale / min_confidence: an event's confidence is 1 - exp(-(strength - 1) / scale)
+    with strength = its strongest AU's peak activation + half that of the strongest other AU;
+    events below ``min_confidence`` are not reported (0 reports every event).
     max_piece_s: longest stretch of unbroken activity before a forced cut (bounds memory).
     """
 
@@ -101,7 +111,7 @@ class SpottingSettings:
     context_s: float = 120.0
     stat_step_ms: float = 500.0
     rest_percentile: float = 20.0
-    range_percentile: float = 95.0
+    range_percentile: float = 85.0
     onset_threshold: float = 0.8
     range_factor: float = 1.2
     min_motion_px: float = 1.0
@@ -109,7 +119,7 @@ class SpottingSettings:
     envelope_percentile: float = 80.0
     usual_margin: float = 0.5
     boundary_level: float = 0.3
-    peak_fraction: float = 0.4
+    peak_fraction: float = 0.3
     fall: float = 0.1
     fall_ms: float = 100.0
     descent_ms: float = 300.0
@@ -122,6 +132,11 @@ class SpottingSettings:
     extent_share: float = 0.6
     blink_level: float = 1.0
     blink_pad_ms: float = 70.0
+    blink_aus: tuple[str, ...] = EYELID_AUS
+    speech_factor: float = 1.0
+    speech_aus: tuple[str, ...] = LOWER_FACE_AUS
+    confidence_scale: float = 0.3
+    min_confidence: float = 0.6
     max_piece_s: float = 12.0
 
     def __post_init__(self) -> None:
@@ -138,6 +153,11 @@ class SpottingSettings:
             raise SettingsError("spotting: onset_threshold, context_s, stat_step_ms and range_factor must be > 0")
         if not (0 < self.min_ms <= self.micro_max_ms < self.max_ms):
             raise SettingsError("spotting: need 0 < min_ms <= micro_max_ms < max_ms")
+        if not (0.0 <= self.min_confidence <= 1.0 and self.confidence_scale > 0 and self.speech_factor >= 1.0):
+            raise SettingsError("spotting: need 0 <= min_confidence <= 1, confidence_scale > 0 and speech_factor >= 1")
+        unknown_gated = [a for a in (*self.blink_aus, *self.speech_aus) if a not in aus.AU_NAMES]
+        if unknown_gated:
+            raise SettingsError(f"spotting: unknown AU {unknown_gated[0]} in blink_aus or speech_aus")
         if self.max_piece_s * 1000.0 < 2 * self.max_ms:
             raise SettingsError("spotting: max_piece_s must be at least twice max_ms")
 

@@ -13,14 +13,15 @@ import pandas as pd
 
 from aupipe.signal import aus
 from aupipe.errors import AupipeError
-from aupipe.events.spotting_settings import EYELID_AUS, MOTION, SpottingSettings
+from aupipe.events.spotting_settings import MOTION, SpottingSettings
 
 
 @dataclass(frozen=True)
 class Tail:
     """Per-frame signals kept by the stream: frame (n,), time_ms (n,), blink (n,) bool,
     face_px (n,) face width in pixels (NaN when unknown), channels (n, c) on the 0-5 scale (names
-    in ``SpottingState.channels``), intensity (n, 37) AU intensities (``aus.au_columns()``)."""
+    in ``SpottingState.channels``), intensity (n, 37) AU intensities (``aus.au_columns()``),
+    speaking (n,) bool (the frame table's ``speaking``; False where it is absent)."""
 
     frame: np.ndarray
     time_ms: np.ndarray
@@ -28,6 +29,7 @@ class Tail:
     face_px: np.ndarray
     channels: np.ndarray
     intensity: np.ndarray
+    speaking: np.ndarray
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -44,7 +46,7 @@ class Tail:
         return Tail(*(np.concatenate([getattr(p, f) for p in parts]) for f in _TAIL_FIELDS))
 
 
-_TAIL_FIELDS = ("frame", "time_ms", "blink", "face_px", "channels", "intensity")
+_TAIL_FIELDS = ("frame", "time_ms", "blink", "face_px", "channels", "intensity", "speaking")
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,13 @@ def signals(frames: pd.DataFrame, channels: tuple[str, ...], settings: SpottingS
         frames["AU43_r"].to_numpy(dtype=np.float64) >= settings.blink_level if "AU43_r" in frames else np.zeros(n, bool)
     )
     face_px = frames["face_width_px"].to_numpy(dtype=np.float64) if "face_width_px" in frames else np.full(n, np.nan)
+    speaking = (
+        np.nan_to_num(frames["speaking"].to_numpy(dtype=np.float64)) >= 0.5
+        if "speaking" in frames
+        else np.zeros(n, bool)
+    )
     return Tail(frames["frame"].to_numpy(dtype=np.int64), frames["time_ms"].to_numpy(dtype=np.float64), blink, face_px,
-                values, intensity)  # fmt: skip
+                values, intensity, speaking)  # fmt: skip
 
 
 def _nan_percentiles(window: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarray:
@@ -198,12 +205,16 @@ def thresholds(tail: Tail, channels: tuple[str, ...], spread: np.ndarray, settin
 
 def activation(
     tail: Tail, channels: tuple[str, ...], rest: np.ndarray, spread: np.ndarray, settings: SpottingSettings
-) -> tuple[list[str], np.ndarray, np.ndarray]:
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Per-AU activation and boundary (n, k) of the frames ``tail``, given each frame's channel
     statistics (n, c). Activation: mean over the AU's channels of (value - rest) / threshold
     (``thresholds``); boundary: max(``boundary_level``, usual + ``usual_margin`` * (1 - usual))
     with usual = spread / threshold, the channels' mean. NaN without a face; eyelid AUs are at
-    most 0 during blinks. Returns the AU names, the activations and the boundaries."""
+    most 0 during blinks (``SpottingSettings.blink_aus``); the lower-face AUs' activation is
+    divided by ``speech_factor`` on speaking frames (speech moves the lips and jaw by about what a
+    subtle expression does). Returns the AU names, the activations, the boundaries and the
+    motion evidence (n, k): the landmark-motion channel's own (value - rest) / threshold (the
+    intensity channel's where an AU has no motion channel), gated like the activation."""
     threshold = thresholds(tail, channels, spread, settings)
     usual = spread / threshold
     with quiet_nan_warnings():
@@ -211,6 +222,7 @@ def activation(
     names = [name.split(":")[1] for name in channels]
     spotted = [a for a in settings.spotted if a in names]
     out = np.full((len(tail), len(spotted)), np.nan)
+    motion = np.full((len(tail), len(spotted)), np.nan)
     bound = np.full((len(tail), len(spotted)), settings.boundary_level)
     blinking = _near(tail.blink, tail.time_ms, settings.blink_pad_ms) if tail.blink.any() else None
     for j, au in enumerate(spotted):
@@ -219,6 +231,13 @@ def activation(
             out[:, j] = np.nanmean(r[:, cols], axis=1)
             top = np.nanmean(usual[:, cols], axis=1)
         bound[:, j] = np.fmax(settings.boundary_level, top + settings.usual_margin * (1.0 - top))
-        if blinking is not None and au in EYELID_AUS:
+        moving = [i for i in cols if channels[i].startswith("m:")] or cols
+        with quiet_nan_warnings():
+            motion[:, j] = np.nanmax(r[:, moving], axis=1)
+        if blinking is not None and au in settings.blink_aus:
             out[blinking, j] = np.minimum(out[blinking, j], 0.0)
-    return spotted, out, bound
+            motion[blinking, j] = np.minimum(motion[blinking, j], 0.0)
+        if settings.speech_factor != 1.0 and au in settings.speech_aus and tail.speaking.any():
+            out[tail.speaking, j] /= settings.speech_factor
+            motion[tail.speaking, j] /= settings.speech_factor
+    return spotted, out, bound, motion

@@ -105,16 +105,7 @@ class AtomicCsvWriter(_DropUnlessCommitted):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        if self.path.is_dir():
-            raise OutputError(f"{self.path}: is a folder; give a file name for the output")
-        if not directory.is_dir():
-            raise OutputError(f"{self.path}: cannot write output, folder {directory} does not exist")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
-        except OSError as err:
-            raise OutputError(f"{self.path}: cannot write output ({err.strerror})") from None
-        self._tmp = Path(tmp)
+        fd, self._tmp = temporary_beside(self.path)
         self._handle: IO[str] | None = os.fdopen(fd, "w", newline="", encoding="utf-8")
         self._columns: list[str] | None = None
 
@@ -141,7 +132,7 @@ class AtomicCsvWriter(_DropUnlessCommitted):
         os.fsync(self._handle.fileno())
         self._handle.close()
         self._handle = None
-        _move_into_place(self._tmp, self.path)
+        move_into_place(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -152,7 +143,24 @@ class AtomicCsvWriter(_DropUnlessCommitted):
         self._tmp.unlink(missing_ok=True)
 
 
-def _move_into_place(tmp: Path, path: Path) -> None:
+def temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file ``.NAME.<random>.part`` in ``path``'s folder: (open descriptor,
+    its path). OutputError (exit 4) when ``path`` is a folder, its folder is missing or unwritable."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name for the output")
+    if not directory.is_dir():
+        raise OutputError(f"{path}: cannot write output, folder {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write output ({err.strerror})") from None
+    return fd, Path(tmp)
+
+
+def move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished temporary file ``tmp`` to ``path`` with the usual permissions (0666
+    minus the umask); on failure drop ``tmp`` and raise OutputError."""
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
         os.replace(tmp, path)
@@ -211,7 +219,7 @@ class AtomicParquetWriter(_DropUnlessCommitted):
             self._writer.close()
         with open(self._tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        _move_into_place(self._tmp, self.path)
+        move_into_place(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:

@@ -9,9 +9,7 @@ Every problem with a file is one ``InputError`` line naming the file. Formats: d
 
 from __future__ import annotations
 
-import csv
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,19 +17,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aupipe.signal.aus import AU_NAMES
+from aupipe.chain.au_csv import (  # the parsing shared with ``aupipe import`` (aupipe.chain.imported)
+    AU_COLUMN, FACS_LETTERS, PYFEAT_MARKERS, TIME_COLUMNS, au_column_map, check_range, detect_kind, first_line,
+    numbers, read_text, sniff,
+)  # fmt: skip
 from aupipe.errors import AupipeWarning, InputError
+
+__all__ = [
+    "FACS_LETTERS", "KINDS", "LENGTH_TOLERANCE_FRACTION", "LENGTH_TOLERANCE_FRAMES", "PYFEAT_MARKERS", "TIME_COLUMNS",
+    "align", "pair_references", "read_reference",
+]  # fmt: skip
 
 KINDS: tuple[str, ...] = ("auto", "facs", "openface", "pyfeat")
 #: A reference may end or run past its video's frame count by this much: max(frames, fraction * count).
 LENGTH_TOLERANCE_FRAMES = 2
 LENGTH_TOLERANCE_FRACTION = 0.02
-FACS_LETTERS: dict[str, float] = {"A": 1.0, "B": 2.0, "C": 3.0, "D": 4.0, "E": 5.0}
-#: Time columns (lower case) -> seconds per unit; tried in this order when there is no ``frame``.
-TIME_COLUMNS: dict[str, float] = {"time_s": 1.0, "time_ms": 1e-3, "timestamp": 1.0}
-PYFEAT_MARKERS: tuple[str, ...] = ("facerectx", "facescore", "input")
-_AU_COLUMN = re.compile(r"^AU\s*0*(\d{1,2})(_r)?$", re.IGNORECASE)
-_NAN_TEXT = ("", "nan", "na", "n/a")
 _NEEDED = {"frame", "face_id", "success", "facescore", *TIME_COLUMNS}
 
 
@@ -70,12 +70,12 @@ def read_reference(
     table = _read_csv(path)
     lower = {column.lower(): column for column in table.columns}
     if kind == "auto":
-        kind = _detect_kind({name.lower() for name in table.attrs["header"]})
-    au_map, ignored = _au_columns(path, list(table.columns), kind)
+        kind = detect_kind({name.lower() for name in table.attrs["header"]})
+    au_map, ignored = au_column_map(path, list(table.columns), kind)
     frames = _frames(path, table, lower, kind, fps, frame_base)
 
     if kind == "openface" and "face_id" in lower:
-        ids = _numbers(path, table, lower["face_id"])
+        ids = numbers(path, table, lower["face_id"])
         present = sorted({int(i) for i in ids[~np.isnan(ids)]})
         chosen = min(present) if face_id is None and present else face_id
         if chosen not in present:
@@ -85,7 +85,7 @@ def read_reference(
         keep = ids == chosen
         table, frames = table[keep], frames[keep]
     if kind == "pyfeat" and "facescore" in lower and len(np.unique(frames)) < len(frames):
-        score = np.nan_to_num(_numbers(path, table, lower["facescore"]), nan=-np.inf)
+        score = np.nan_to_num(numbers(path, table, lower["facescore"]), nan=-np.inf)
         order = np.lexsort((-score, frames))
         first = np.r_[True, frames[order][1:] != frames[order][:-1]]
         keep_rows = np.sort(order[first])
@@ -93,20 +93,20 @@ def read_reference(
         table, frames = table.iloc[keep_rows], frames[keep_rows]
     _check_unique(path, table, frames)
 
-    values = {au: _numbers(path, table, column, letters=kind == "facs") for au, column in au_map.items()}
+    values = {au: numbers(path, table, column, letters=kind == "facs") for au, column in au_map.items()}
     if kind == "facs" and blank_absent:
         values = {au: np.nan_to_num(v, nan=0.0) for au, v in values.items()}
     coded = np.column_stack(list(values.values()))
     valid = ~np.isnan(coded).all(axis=1)
     if kind == "openface" and "success" in lower:
-        valid &= _numbers(path, table, lower["success"]) == 1
+        valid &= numbers(path, table, lower["success"]) == 1
     if kind == "pyfeat" and "facescore" in lower:
-        valid &= ~np.isnan(_numbers(path, table, lower["facescore"]))
+        valid &= ~np.isnan(numbers(path, table, lower["facescore"]))
     scale = 5.0 if kind == "pyfeat" else 1.0
     out = pd.DataFrame({"frame": frames.astype(np.int64), "valid": valid})
     for au, column in au_map.items():
         column_values = np.where(valid, values[au], np.nan)
-        _check_range(path, table, column, column_values, 1.0 if kind == "pyfeat" else 5.0)
+        check_range(path, table, column, column_values, 1.0 if kind == "pyfeat" else 5.0)
         out[au] = column_values * scale
     _check_length(path, frames, n_frames)
     out = out.sort_values("frame", kind="stable").reset_index(drop=True)
@@ -185,102 +185,18 @@ def _read_csv(path: Path) -> pd.DataFrame:
     index = data row (0-based); ``attrs["header"]`` = every column name of the file."""
     if not path.exists():
         raise InputError(f"{path}: no such reference file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a reference CSV file")
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(65536)
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if not head.strip():
-        raise InputError(f"{path}: file is empty")
-    if b"\0" in head:
-        raise InputError(f"{path}: not a CSV text file (binary content)")
-    first = head.decode("utf-8-sig", errors="replace").lstrip("\r\n").splitlines()[0]
-    sep = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
-    names = [name.strip() for name in next(csv.reader([first], delimiter=sep))]
-    if len(names) < 2:
-        raise InputError(f"{path}: not a CSV table (one column; expected comma-separated columns: frame,AU01,...)")
-    repeated = sorted({name for name in names if name and names.count(name) > 1})
-    if repeated:
-        raise InputError(f"{path}: column {repeated[0]} appears more than once in the header")
-    try:
-        table = pd.read_csv(
-            path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True,
-            skip_blank_lines=False, index_col=False, encoding="utf-8-sig", usecols=_needed,
-        )  # fmt: skip
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: file is empty") from None
-    except (pd.errors.ParserError, ValueError, OSError) as err:
-        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: not a readable CSV file ({message})") from None
-    table.columns = [str(column).strip() for column in table.columns]
-    table = table.dropna(how="all")
+    head = sniff(path)
+    table = next(read_text(path, head, _needed))
     if len(table.columns) and table.empty:  # no column it needs: reported by the caller
         raise InputError(f"{path}: no data rows (a header only)")
-    table.attrs["header"] = names
+    table.attrs["header"] = list(head.names)
     return table
 
 
 def _needed(column: str) -> bool:
     """Whether a column is read at all (OpenFace and py-feat files have hundreds of others)."""
     name = str(column).strip()
-    return name.lower() in _NEEDED or _AU_COLUMN.match(name) is not None
-
-
-def _detect_kind(lower: set[str]) -> str:
-    if {"success", "confidence"} <= lower and any(re.fullmatch(r"au\d+_r", c) for c in lower):
-        return "openface"
-    return "pyfeat" if any(marker in lower for marker in PYFEAT_MARKERS) else "facs"
-
-
-def _au_columns(path: Path, columns: list[str], kind: str) -> tuple[dict[str, str], list[str]]:
-    """AU name (``AU01``) -> column, in ``AU_NAMES`` order; and the AU columns aupipe does not report."""
-    found: dict[str, str] = {}
-    ignored: list[str] = []
-    for column in columns:
-        match = _AU_COLUMN.match(column)
-        if not match or (kind == "openface" and not match.group(2)):
-            continue
-        name = f"AU{int(match.group(1)):02d}"
-        if name not in AU_NAMES:
-            ignored.append(column)
-        elif name in found:
-            raise InputError(f"{path}: columns {found[name]} and {column} both code {name}")
-        else:
-            found[name] = column
-    if not found:
-        seen = f" (only {', '.join(ignored)}, which aupipe does not report)" if ignored else ""
-        wanted = "AU01_r, AU02_r ..." if kind == "openface" else "AU1, AU01, AU01_r ..."
-        raise InputError(f"{path}: no AU column of aupipe's AUs ({wanted}){seen}")
-    return {au: found[au] for au in AU_NAMES if au in found}, ignored
-
-
-def _numbers(path: Path, table: pd.DataFrame, column: str, letters: bool = False, required: bool = False) -> np.ndarray:
-    """A column as floats (NaN = blank); a cell that is no number (nor FACS letter), or a blank
-    where ``required``, is an InputError."""
-    values = pd.to_numeric(table[column], errors="coerce")  # plain numbers: no text handling needed
-    if values.isna().sum() != table[column].isna().sum():
-        text = table[column].astype(str).str.strip().where(table[column].notna())
-        text = text.where(~text.str.lower().isin(_NAN_TEXT))
-        values = pd.to_numeric(text, errors="coerce")
-        if letters:
-            values = values.fillna(text.str.upper().map(FACS_LETTERS))
-        bad = text.notna() & values.isna()
-        if bad.any():
-            row = bad.idxmax()
-            what = "a number or FACS letter A-E" if letters else "a number"
-            raise InputError(f"{path}: line {int(row) + 2}, column {column}: {text[row]!r} is not {what}")
-    if required and values.isna().any():
-        raise InputError(f"{path}: line {_first_line(table, values.isna().to_numpy())}, column {column}: empty")
-    return values.to_numpy(dtype=np.float64)
-
-
-def _first_line(table: pd.DataFrame, mask: np.ndarray) -> int:
-    """File line (the header is line 1) of the first row where ``mask`` is True."""
-    return int(table.index[int(np.argmax(mask))]) + 2
+    return name.lower() in _NEEDED or AU_COLUMN.match(name) is not None
 
 
 def _frames(
@@ -289,10 +205,10 @@ def _frames(
     """0-based video frame index of each row (int64), from ``frame`` or from a time column and ``fps``."""
     if "frame" in lower:
         column = lower["frame"]
-        raw = _numbers(path, table, column, required=True)
+        raw = numbers(path, table, column, required=True)
         fractional = ~np.isfinite(raw) | (raw != np.round(raw))
         if fractional.any():
-            line = _first_line(table, fractional)
+            line = first_line(table, fractional)
             raise InputError(f"{path}: line {line}, column {column}: frame {raw[fractional][0]} is not a whole number")
         base = frame_base if frame_base is not None else {"openface": 1, "pyfeat": 0}.get(kind)
         if base is None:
@@ -304,7 +220,7 @@ def _frames(
                 )  # fmt: skip
         frames = raw - base
         if frames.min() < 0:
-            line = _first_line(table, frames < 0)
+            line = first_line(table, frames < 0)
             numbered = "OpenFace numbers frames from 1" if kind == "openface" else f"frames numbered from {base}"
             raise InputError(f"{path}: line {line}: frame {raw.min():.0f} is before the first frame ({numbered})")
         return frames.astype(np.int64)
@@ -317,9 +233,9 @@ def _frames(
                     f"{path}: codes are timed by column {column}, not numbered by frame; the video's frame rate "
                     f"(fps, frames/s) is needed to turn them into frames{given}"
                 )
-            raw = _numbers(path, table, column, required=True)
+            raw = numbers(path, table, column, required=True)
             if ((raw < 0) | ~np.isfinite(raw)).any():
-                line = _first_line(table, (raw < 0) | ~np.isfinite(raw))
+                line = first_line(table, (raw < 0) | ~np.isfinite(raw))
                 raise InputError(f"{path}: line {line}, column {column}: time must be a number, 0 or more")
             return np.rint(raw * seconds_per_unit * fps).astype(np.int64)
     header = table.attrs["header"]
@@ -335,14 +251,6 @@ def _check_unique(path: Path, table: pd.DataFrame, frames: np.ndarray) -> None:
         frame = frames[repeated][0]
         lines = [int(row) + 2 for row in table.index[frames == frame][:2]]
         raise InputError(f"{path}: video frame {frame} (0-based) is coded twice, on lines {lines[0]} and {lines[1]}")
-
-
-def _check_range(path: Path, table: pd.DataFrame, column: str, values: np.ndarray, top: float) -> None:
-    out = ~np.isnan(values) & ~((values >= 0) & (values <= top))
-    if out.any():
-        scale = "py-feat scores are 0-1" if top == 1.0 else "AU codes are 0-5 or FACS letters A-E"
-        line = _first_line(table, out)
-        raise InputError(f"{path}: line {line}, column {column}: {values[out][0]:g} is out of range ({scale})")
 
 
 def _check_length(path: Path, frames: np.ndarray, n_frames: int | None) -> None:

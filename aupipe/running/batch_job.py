@@ -45,6 +45,8 @@ class BatchJob:
     """What is done to every video: pipeline settings, mapping, optional model and which tables to write.
 
     output_format: "csv" or "parquet"; frames / events: also write those tables per video.
+    events_format: "table" (the events in ``output_format``) or "eaf" (an ELAN file per video,
+    ``<key>.events.eaf``, linked to the video: docs/outputs.md, "Events for ELAN and BORIS").
     """
 
     settings: PipelineSettings = field(default_factory=PipelineSettings)
@@ -54,6 +56,7 @@ class BatchJob:
     output_format: str = "csv"
     frames: bool = False
     events: bool = False
+    events_format: str = "table"
 
     def settings_hash(self) -> str:
         """sha256 of everything that changes a video's outputs (not how many processes compute them)."""
@@ -66,6 +69,7 @@ class BatchJob:
                 "aupipe": __version__, "settings": settings, "model": model_hash, "rule_weight": self.rule_weight,
                 "mapping": self.emotion_map.sha256 if self.emotion_map else None,
                 "format": self.output_format, "frames": self.frames, "events": self.events,
+                **({"events_format": self.events_format} if self.events_format != "table" else {}),
             },
             sort_keys=True, default=str,
         )  # fmt: skip
@@ -129,5 +133,5 @@ def output_paths(out_dir: Path, key: str, job: BatchJob) -> dict[str, Path]:
     if job.frames:
         paths["frames"] = out_dir / f"{key}.frames{suffix}"
     if job.events:
-        paths["events"] = out_dir / f"{key}.events{suffix}"
+        paths["events"] = out_dir / f"{key}.events{'.eaf' if job.events_format == 'eaf' else suffix}"
     return paths

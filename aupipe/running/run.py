@@ -9,7 +9,7 @@ import itertools
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from aupipe.chain.settings import PipelineSettings
 from aupipe.chain.stream import advance, initial_state, window_table_empty
 from aupipe.errors import SettingsError
 from aupipe.events import spotting, summary
+from aupipe.io.annotations import AtomicBorisWriter, AtomicEafWriter, boris_format, is_elan, open_annotation_writer
 from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
 from aupipe.rules import mapping
 from aupipe.signal import aus, video
@@ -52,6 +53,8 @@ class RunSummary:
     n_events: int = 0
     n_face_frames: int = 0
     summary_path: Path | None = None
+    events_paths: tuple[Path, ...] = ()  # every --events file (tables and .eaf), events_path the first
+    boris_path: Path | None = None
 
 
 class StopFlag:
@@ -108,12 +111,13 @@ def run(
     baseline_out: str | Path | None = None,
     model: str | Path | None = None,
     rule_weight: float | None = None,
-    events_out: str | Path | None = None,
+    events_out: str | Path | Sequence[str | Path] | None = None,
     workers: int | None = 1,
     output_format: str | None = None,
     on_frames: Callable[[int], None] | None = None,
     summary_out: str | Path | None = None,
     summary_segment_s: float = 60.0,
+    boris_out: str | Path | None = None,
 ) -> RunSummary:
     """Stream ``path`` into CSV or Parquet files; each file appears complete or not at all.
 
@@ -122,6 +126,10 @@ def run(
     ``on_frames(n)`` is called as each chunk of ``n`` frames is finished (progress reporting).
     ``summary_out`` also writes the clip summary (``aupipe.events.summary``: per segment of
     ``summary_segment_s`` seconds and for the whole clip).
+    ``events_out``: one path or several; each is the events table (CSV / Parquet, by suffix) or,
+    named ``.eaf``, an ELAN file of the events and the window labels, linked to the video
+    (``aupipe.io.annotations``). ``boris_out``: a BORIS import sheet of the events (``.csv`` or
+    ``.xlsx``). These are written at the end, with the tables (docs/outputs.md).
 
     ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
     ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
@@ -130,25 +138,37 @@ def run(
     temporary files and leaves no output.
     """
     emotion_map = emotion_map or mapping.load_mapping()
-    outputs = {"windows": windows_out, "frames": frames_out, "baseline": baseline_out, "events": events_out,
-               "summary": summary_out}  # fmt: skip
+    events_paths = [events_out] if isinstance(events_out, str | Path) else list(events_out or [])
+    outputs = {"windows": windows_out, "frames": frames_out, "baseline": baseline_out,
+               **{"events" if i == 0 else f"events #{i + 1}": target for i, target in enumerate(events_paths)},
+               "summary": summary_out, "boris": boris_out}  # fmt: skip
     check_outputs([path], outputs)  # no output may overwrite the input or another output
+    annotated = {name: "elan" for name, target in outputs.items() if name.startswith("events") and is_elan(target)}
+    if boris_out is not None:
+        annotated["boris"] = "boris"
+        boris_format(boris_out)  # .csv or .xlsx (with openpyxl), before any work
     summary_settings = summary.SummarySettings.for_mapping(emotion_map, summary_segment_s)
     if frames_out is None and settings.include_landmarks:
         settings = dataclasses.replace(settings, include_landmarks=False)  # 1,434 columns nobody reads
-    video.probe(path, settings.video)  # fail on bad input before creating any file
+    info = video.probe(path, settings.video)  # fail on bad input before creating any file
+    media = None if info.is_image_folder else Path(path)  # what the ELAN and BORIS files link to
     predictor = load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
-    if events_out is not None and settings.spotting is None:
+    if (events_paths or boris_out is not None) and settings.spotting is None:
         raise SettingsError("events need spotting: leave PipelineSettings.spotting on to write them")
-    for target in outputs.values():
-        if target is not None:
+    for name, target in outputs.items():
+        if target is not None and name not in annotated:
             format_of(target, output_format)  # a name that contradicts the format fails before any work
     writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
+    annotators: dict[str, AtomicEafWriter | AtomicBorisWriter] = {}  # ELAN / BORIS: all events at commit
     n_frames = n_windows = n_events = n_faces = 0
     flags = spotting.FlagState()
     with contextlib.ExitStack() as files:  # leaving it without the commits below drops every file
         for name, target in outputs.items():
-            if target is not None:
+            if target is not None and name in annotated:
+                annotators[name] = files.enter_context(
+                    open_annotation_writer(target, annotated[name], media, info.fps, settings.windows.stride_ms)
+                )
+            elif target is not None:
                 writers[name] = files.enter_context(open_writer(target, output_format))
         summary_state = summary.SummaryState()
         state = initial_state(path, settings)
@@ -174,8 +194,12 @@ def run(
                     summary_state = summary.step(summary_state, window_rows, chunk.events, summary_settings)
                 if "frames" in writers:
                     writers["frames"].write(chunk.frames)
-                if "events" in writers:
-                    writers["events"].write(chunk.events)
+                for name, writer in writers.items():
+                    if name.startswith("events"):
+                        writer.write(chunk.events)
+                for annotator in annotators.values():
+                    annotator.write(chunk.events)
+                    annotator.write_windows(window_rows)
                 n_events += len(chunk.events)
                 n_windows += len(chunk.windows)
                 n_frames += len(chunk.frames)
@@ -196,11 +220,16 @@ def run(
             writers["summary"].write(summary.table(summary_state, summary_settings))
         if "baseline" in writers and state.au.baseline is not None:
             writers["baseline"].write(state.au.baseline.table())
+        for annotator in annotators.values():
+            annotator.finish(empty["events"])  # ELAN / BORIS content, built before any file is renamed
         with no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
             for name, writer in writers.items():
-                writer.commit(empty[name])
+                writer.commit(empty[name.split(" #")[0]])
+            for annotator in annotators.values():
+                annotator.commit()
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
-        state.au.baseline, Path(events_out) if events_out else None, n_events, n_faces,
-        Path(summary_out) if summary_out else None,
+        state.au.baseline, Path(events_paths[0]) if events_paths else None, n_events, n_faces,
+        Path(summary_out) if summary_out else None, tuple(Path(p) for p in events_paths),
+        Path(boris_out) if boris_out else None,
     )  # fmt: skip
