@@ -98,6 +98,24 @@ def blend(base_rgb: np.ndarray, base_px: np.ndarray, apex: Apex, weight: float) 
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def move_head(bgr: np.ndarray, time_ms: float, amplitude: float, seed: int = 0) -> np.ndarray:
+    """``bgr`` moved as a head sways: a slow rigid motion of the whole frame (shift up to
+    ``amplitude`` of the frame width, rotation up to 60 * ``amplitude`` degrees, scale up to
+    ``amplitude``), sums of two sinusoids of 3-9 s periods drawn from ``seed``; 0 leaves it."""
+    import cv2
+
+    if amplitude <= 0:
+        return bgr
+    rng = np.random.default_rng(seed)
+    periods = rng.uniform(3000.0, 9000.0, (4, 2))
+    phases = rng.uniform(0.0, 2 * np.pi, (4, 2))
+    sway = (np.sin(2 * np.pi * time_ms / periods + phases).sum(axis=1) / 2.0).tolist()
+    height, width = bgr.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 60.0 * amplitude * sway[2], 1.0 + amplitude * sway[3])
+    matrix[:, 2] += (amplitude * width * sway[0], amplitude * width * sway[1])
+    return cv2.warpAffine(bgr, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
 def make_footage(
     base_clip: Path,
     apex_clips: Sequence[Path],
@@ -109,9 +127,11 @@ def make_footage(
     amplitude: tuple[float, float] = (0.35, 1.0),
     micro_ms: tuple[float, float] = (70.0, 480.0),
     corpus: Path = CORPUS,
+    head_motion: float = 0.03,
 ) -> pd.DataFrame:
-    """Write ``out_path`` (.avi, MJPG): ``base_clip`` ping-pong looped to ``minutes`` with
-    ``n_micro`` + ``n_macro`` blended events; returns the ground truth (synth's truth columns plus
+    """Write ``out_path`` (.avi, MJPG): ``base_clip`` ping-pong looped to ``minutes``, the head
+    swaying (``move_head`` with ``head_motion``), with ``n_micro`` + ``n_macro`` blended events
+    (blended before the sway, so the apex face moves with the head); returns the ground truth (synth's truth columns plus
     ``apex`` and ``weight``)."""
     import tempfile
 
@@ -146,7 +166,7 @@ def make_footage(
                             writer = cv2.VideoWriter(
                                 str(tmp_out), cv2.VideoWriter_fourcc(*"MJPG"), info.fps, (rgb.shape[1], rgb.shape[0])
                             )
-                        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                        writer.write(move_head(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), frame.time_ms, head_motion, seed))
         finally:
             if writer is not None:
                 writer.release()

@@ -91,13 +91,17 @@ def make_footage(
     amplitude: tuple[float, float] = (0.35, 1.0),
     micro_ms: tuple[float, float] = (70.0, 480.0),
     corpus: Path = CORPUS,
+    head_motion: float = 0.03,
 ) -> pd.DataFrame:
-    """Write ``out_path`` (.avi, MJPG): ``base_clip`` ping-pong looped to ``minutes`` with
-    ``n_micro`` + ``n_macro`` retargeted real expressions; returns the ground truth (synth's truth
+    """Write ``out_path`` (.avi, MJPG): ``base_clip`` ping-pong looped to ``minutes``, the head
+    swaying (``blend_footage.move_head`` with ``head_motion``), with ``n_micro`` + ``n_macro``
+    retargeted real expressions; returns the ground truth (synth's truth
     columns plus ``source`` and ``weight``)."""
     import tempfile
 
     import cv2
+
+    from blend_footage import move_head
 
     from aupipe.events import synth
     from aupipe.signal import landmarks, normalize, video
@@ -132,7 +136,7 @@ def make_footage(
                         if writer is None:
                             size = (bgr.shape[1], bgr.shape[0])
                             writer = cv2.VideoWriter(str(tmp_out), cv2.VideoWriter_fourcc(*"MJPG"), info.fps, size)
-                        writer.write(bgr)
+                        writer.write(move_head(bgr, frame.time_ms, head_motion, seed))
         finally:
             if writer is not None:
                 writer.release()

@@ -46,9 +46,11 @@ SAMPLES = ROOT / "data" / "samples"
 BASE = SAMPLES / "1001_DFA_NEU_XX.flv"
 APEX = [SAMPLES / f"1001_DFA_{e}_XX.flv" for e in ("HAP", "ANG", "DIS", "SAD", "FEA")]
 CONFIDENCES = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
+#: The spotter's settings before issue 16 (every event reported), printed as "[before]".
+BEFORE = {"range_percentile": 95.0, "peak_fraction": 0.4, "min_confidence": 0.0}
 #: Corpus clips (one person each) whose expressions the motion generator retargets.
 TUNING_PEOPLE = ("liveportrait_d18", "liveportrait_d12", "liveportrait_d6", "tpsmm_driving")
-HELD_OUT_PEOPLE = ("smirk_dafoe", "liveportrait_d0", "sadtalker_WDA_KatieHill_000", "act409_clip8", "dpe_d")
+HELD_OUT_PEOPLE = ("smirk_dafoe", "liveportrait_d0", "sadtalker_WDA_KatieHill_000", "sadtalker_RD_Radio2_000", "dpe_d")
 
 
 def frames_of(path: Path) -> pd.DataFrame:
@@ -140,19 +142,20 @@ def main() -> None:
     who = "tuning" if args.tune else "held-out"
     sets = [(f"blend, seeds {seeds}", blend), (f"motion, {who} people, seeds {seeds}", motion)] if blend else []
     sets.append(("own synth (seed 7)", [own]))
-    for name, footage in sets:
-        results = [scores(f, t) for f, t in footage]
-        mi, ma = pooled(results, "micro"), pooled(results, "macro")
-        counts = ["/".join(map(str, k[:3])) for k in (mi, ma)]
-        print(f"{name:<44}{counts[0]:>22}{mi[3]:>7.2f}{counts[1]:>22}{ma[3]:>7.2f}")
+    for label, changes in (("", {}), (" [before]", BEFORE)):
+        for name, footage in sets:
+            results = [scores(f, t, **changes) for f, t in footage]
+            mi, ma = pooled(results, "micro"), pooled(results, "macro")
+            counts = ["/".join(map(str, k[:3])) for k in (mi, ma)]
+            print(f"{name + label:<44}{counts[0]:>22}{mi[3]:>7.2f}{counts[1]:>22}{ma[3]:>7.2f}")
     if not have_corpus:
         print(f"\n{args.corpus} not found: blend footage and natural-footage rates skipped")
         return
 
     print("\n3. Natural footage (corpus, in-sample): events per minute per clip")
-    for conf in (default, 0.0):
-        rates = natural_rates(args.corpus, min_confidence=conf)
-        print(f"  min_confidence {conf:.2f}: micro median {rates['micro_per_min'].median():.1f}, "
+    for conf, changes in ((f"{default:.2f}", {}), ("0.00", {"min_confidence": 0.0}), ("[before]", BEFORE)):
+        rates = natural_rates(args.corpus, **changes)
+        print(f"  min_confidence {conf}: micro median {rates['micro_per_min'].median():.1f}, "
               f"p90 {rates['micro_per_min'].quantile(0.9):.1f}; macro median {rates['macro_per_min'].median():.1f}, "
               f"p90 {rates['macro_per_min'].quantile(0.9):.1f} ({len(rates)} clips, {rates['minutes'].sum():.1f} min)")  # fmt: skip
     worst = natural_rates(args.corpus).sort_values("micro_per_min", ascending=False).head(5)

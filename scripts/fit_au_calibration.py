@@ -78,10 +78,10 @@ def main() -> int:
     import hashlib
 
     digest = hashlib.sha256(fitted).hexdigest()
-    source = ROOT / "aupipe" / "calibration.py"
+    source = ROOT / "aupipe" / "signal" / "calibration.py"
     text = re.sub(r'CALIBRATION_SHA256 = "[0-9a-f]{64}"', f'CALIBRATION_SHA256 = "{digest}"', source.read_text())
     source.write_text(text)
-    print(f"wrote {SHIPPED.relative_to(ROOT)} (sha256 {digest}) and its constant in aupipe/calibration.py")
+    print(f"wrote {SHIPPED.relative_to(ROOT)} (sha256 {digest}) and its constant in aupipe/signal/calibration.py")
     return 0
 
 

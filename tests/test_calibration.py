@@ -179,6 +179,35 @@ def test_no_single_calibration_span_creates_a_d_level_au(raws: dict[str, pd.Data
             assert float(intensity[aus.au_columns()].max(axis=1).iloc[0]) < 4.0, (stem, start_s)
 
 
+def test_a_raised_brow_neutral_does_not_make_a_frown(raws: dict[str, pd.DataFrame]) -> None:
+    """HAP's least expressive frames have the brows raised; its first frames (a slight frown, as in NEU
+    and ANG) must read below B (issue 13), and AU04's neutral never sits on the frowning side of the
+    population's by more than the confidence allows. A given neutral is kept as it is."""
+    raw = raws["1001_DFA_HAP_XX"]
+    frames, baseline = aus.compute_aus(raw)
+    assert baseline is not None and baseline.confidence < 0.5
+    assert float(frames["AU04_r"].iloc[:15].max()) < 2.0
+    # one-sided: brows above the population's keep only `confidence` of the difference, a lower
+    # browDown likewise; the other side, other signals and the left-right difference are untouched
+    neutral = pd.Series({"brow_y_right": 0.36, "brow_y_left": 0.34, "browDownLeft": 0.0, "browDownRight": 0.02,
+                         "brow_inner_y_right": 0.5})  # fmt: skip
+    population = pd.Series({"brow_y_right": 0.32, "brow_y_left": 0.32, "browDownLeft": 0.05, "browDownRight": 0.05,
+                            "brow_inner_y_right": 0.4})  # fmt: skip
+    moved = aus._one_sided(neutral, population, 0.25)
+    assert moved[["brow_y_right", "brow_y_left"]].mean() == pytest.approx(0.32 + 0.25 * 0.03)
+    assert moved["brow_y_right"] - moved["brow_y_left"] == pytest.approx(0.02)
+    assert moved[["browDownLeft", "browDownRight"]].mean() == pytest.approx(0.05 - 0.25 * 0.04)
+    assert moved["brow_inner_y_right"] == 0.5
+    relaxed = population + pd.Series({"brow_y_right": -0.01, "brow_y_left": -0.01, "browDownLeft": 0.01,
+                                      "browDownRight": 0.01, "brow_inner_y_right": 0.0})  # fmt: skip
+    assert aus._one_sided(relaxed, population, 0.25).equals(relaxed)  # lowered brows: nothing to undo
+    given = aus.compute_aus(raw, aus.AuSettings(neutral_range_s=(0.0, 0.5)))[1]
+    assert given is not None
+    in_range = raw["time_ms"].to_numpy() <= 500.0
+    expected = raw.loc[in_range, "g_brow_y_right"].median()
+    assert given.geometry["brow_y_right"] == pytest.approx(expected)
+
+
 def test_keep_hand_reports_but_does_not_fit(tmp_path: Path, raws: dict[str, pd.DataFrame], capsys) -> None:
     reference = write_codes(tmp_path / "codes", raws)
     out = tmp_path / "cal"

@@ -47,7 +47,7 @@ def add_import_parser(commands: argparse._SubParsersAction, positive_ms: Callabl
     parser.add_argument("--blinks", action="store_true", help="spot blinks (AU43, py-feat only) as events too")
     parser.add_argument(
         "--min-confidence", type=float, metavar="C",
-        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.6; 0 = all)",
+        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.3; 0 = all)",
     )  # fmt: skip
     parser.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event column)")
     parser.add_argument(

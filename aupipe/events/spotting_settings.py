@@ -136,7 +136,7 @@ class SpottingSettings:
     speech_factor: float = 1.0
     speech_aus: tuple[str, ...] = LOWER_FACE_AUS
     confidence_scale: float = 0.3
-    min_confidence: float = 0.6
+    min_confidence: float = 0.3
     max_piece_s: float = 12.0
 
     def __post_init__(self) -> None:

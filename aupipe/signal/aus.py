@@ -278,6 +278,45 @@ def _shrunk(person: pd.Series, population: pd.Series, spread: pd.Series, e_level
     return shrunk
 
 
+#: AU04's neutral signals (no other AU reads them), and the side on which a neutral makes brows look
+#: lowered: +1 where a higher neutral reads more AU04 (brow height, inner-brow spread), -1 where a
+#: lower one does (browDown). ``_brow_neutral`` and ``_one_sided`` (docs/aus.md#neutral-baseline).
+BROW_LOWERING: dict[str, float] = {"brow_y": +1.0, "brow_inner_x": +1.0, "browDown": -1.0}
+_GLABELLA = ("a_gx_glabella", "a_gy_glabella")  # AU04's texture: its neutral follows the brows'
+
+
+def _brow_neutral(blendshape_au: pd.DataFrame, measures: pd.DataFrame, raw_scores: pd.DataFrame, face: np.ndarray,
+                  geometry: pd.Series, raw: pd.Series, settings: AuSettings) -> tuple[pd.Series, pd.Series]:  # fmt: skip
+    """AU04's neutral signals from the frames whose brows are least active (lowest AU01 + AU02 +
+    AU04 blendshape intensity, ``neutral_fraction`` of the face frames), not the least expressive
+    face: on a clip that smiles throughout, those are the frames that stop smiling to talk, with the
+    brows raised, and brow lowering would be measured from raised brows."""
+    score = np.where(face, blendshape_au[["AU01_r", "AU02_r", "AU04_r"]].to_numpy(dtype=np.float64).sum(axis=1), np.inf)
+    frames = np.argsort(score, kind="stable")[: int(np.ceil(face.sum() * settings.neutral_fraction))]
+    geometry, raw = geometry.copy(), raw.copy()
+    stems = tuple(BROW_LOWERING)
+    names = [n for n in geometry.index if n.startswith(stems)]
+    geometry[names] = measures.iloc[frames][names].median()
+    names = [n for n in raw.index if n.startswith(stems) or n in _GLABELLA]
+    raw[names] = raw_scores.iloc[frames][names].median()
+    return geometry, raw
+
+
+def _one_sided(neutral: pd.Series, population: pd.Series, confidence: float) -> pd.Series:
+    """AU04's neutral signals, one-sided: of an estimated neutral's deviation from the population's
+    on the side that inflates brow lowering (brows higher or wider apart, browDown lower), only
+    ``confidence`` is kept. The neutral frames are picked for little browDown, so an unsure span is
+    biased towards raised brows (talking), never towards lowered ones. A left/right pair moves by
+    one amount: its left-right difference is kept."""
+    out = neutral.copy()
+    for stem, sign in BROW_LOWERING.items():
+        names = [n for n in (f"{stem}_right", f"{stem}_left", f"{stem}Right", f"{stem}Left") if n in out.index]
+        if names:
+            excess = max(sign * float(out[names].mean() - population[names].mean()), 0.0)
+            out[names] = out[names] - sign * (1.0 - confidence) * excess
+    return out
+
+
 def estimate_baseline(
     blendshape_au: pd.DataFrame,
     measures: pd.DataFrame,
@@ -295,8 +334,9 @@ def estimate_baseline(
     (lowest sum of blendshape AUs; speech AUs 25/26 and blinks left out) are taken. The person's
     neutral = their median. With a calibrated population neutral (``AuSettings.calibration``) it
     is then shrunk towards the population (``_shrunk``): confidence = seconds / (seconds +
-    ``neutral_half_s``) times how relaxed the chosen frames are; a given neutral is not shrunk. Blendshape-AU offsets are capped at
-    ``max_resting_offset``. No face at all -> the population's (or canonical face's) neutral.
+    ``neutral_half_s``) times how relaxed the chosen frames are; a given neutral is not shrunk.
+    AU04's signals get their own neutral (``_brow_neutral``, ``_one_sided``). Blendshape-AU offsets
+    are capped at ``max_resting_offset``. No face at all -> the population's (or canonical face's) neutral.
     ``blendshapes``: the raw (n, 52) scores, named as ``BLENDSHAPE_NAMES``; ``population``
     replaces the calibration's population neutral (fitting a calibration).
     """
@@ -340,6 +380,8 @@ def estimate_baseline(
     if population is None or raw is None:
         blendshape = blendshape_au.loc[chosen].median().clip(upper=settings.max_resting_offset)
         return Baseline(blendshape, geometry, label, int(chosen.sum()), raw, 1.0)
+    if not given:
+        geometry, raw = _brow_neutral(blendshape_au, measures, blendshapes, face, geometry, raw, settings)
     steps = np.diff(time_ms[face]) if face.sum() > 1 else np.array([33.3])
     seconds = face.sum() * float(np.median(steps)) / 1000.0  # of face in the calibration span
     duration = seconds / (seconds + settings.neutral_half_s)
@@ -366,6 +408,9 @@ def estimate_baseline(
         trust,
         settings,
     )
+    if trust < 1:
+        geometry = _one_sided(geometry, population.geometry, confidence)
+        raw = _one_sided(raw, population.blendshape, confidence)
     offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=settings.max_resting_offset)
     raw = pd.concat([raw, texture])
     label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label
