@@ -50,7 +50,7 @@ def stream_timed(path: Path) -> tuple[object, object, float, float]:
     import pandas as pd
 
     from aupipe.rules import mapping
-    from aupipe.chain import stream as chain_stream
+    from aupipe.chain.stream import stream as stream_chain
     from aupipe.chain.settings import PipelineSettings
     from aupipe.events import spotting
 
@@ -60,7 +60,7 @@ def stream_timed(path: Path) -> tuple[object, object, float, float]:
     frames, events = [], []
     spent_spot = 0.0
     start = time.perf_counter()
-    for chunk, _ in chain_stream.stream(path, emotion_map, settings):
+    for chunk, _ in stream_chain(path, emotion_map, settings):
         t0 = time.perf_counter()
         found, state = spotting.step(state, chunk.frames if len(chunk.frames) else None, emotion_map=emotion_map)
         spent_spot += time.perf_counter() - t0
