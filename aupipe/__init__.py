@@ -12,6 +12,9 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``calibrate(videos, reference, out_dir)`` -> ``CalibrationResult``: fit the AU intensities to a
   lab's own reference codes; use it with ``analyze(..., au_calibration=out_dir)``.
 - ``load_mapping(name_or_path)`` -> ``Mapping``; ``score_emotions(intensity, mapping)`` -> scores.
+- ``report(video, tables, out_html=None, png=None)`` -> ``Report``: one self-contained HTML page
+  (timeline, event cards with face stills, AU panels) and a summary PNG from a video's tables
+  or an ``AnalysisResult``; ``.figures`` are matplotlib figures (docs/report.md).
 - ``import_frames(path, kind="openface")`` -> frame table of an OpenFace / py-feat CSV;
   ``analyze_frames(frames_or_path, ...)`` -> ``AnalysisResult`` and ``run_frames(path, windows_out, ...)``
   -> files: windows, mapping and spotting on existing AU archives (docs/import.md).
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from aupipe.rules.mapping import Mapping
     from aupipe.running.analyze import AnalysisResult
     from aupipe.chain.settings import PipelineSettings
+    from aupipe.reporting.page import Report, ReportSettings
     from aupipe.running.imported import ImportSummary
     from aupipe.running.run import RunSummary
 
@@ -54,6 +58,7 @@ __all__ = [
     "ModelError",
     "OutputError",
     "PipelineSettings",
+    "Report",
     "RunSummary",
     "SettingsError",
     "__version__",
@@ -63,6 +68,7 @@ __all__ = [
     "calibrate",
     "import_frames",
     "load_mapping",
+    "report",
     "run",
     "run_frames",
     "score_emotions",
@@ -176,6 +182,8 @@ def run(
     summary_out: str | Path | None = None,
     summary_segment_s: float = 60.0,
     boris_out: str | Path | None = None,
+    report_out: str | Path | None = None,
+    png_out: str | Path | None = None,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV or Parquet.
 
@@ -189,7 +197,9 @@ def run(
     of the clip and of every ``summary_segment_s`` seconds). ``events_out`` may be a list of
     paths; one named ``.eaf`` is an ELAN file (events and window labels, linked to the video),
     and ``boris_out`` (``.csv`` / ``.xlsx``) a BORIS import sheet of the events (docs/outputs.md).
-    No output may be the input or another output (OutputError, exit 4, before any work).
+    ``report_out`` / ``png_out``: the report page and its summary image, from this run's tables
+    (as ``report``; written with the other files). No output may be the input or another output
+    (OutputError, exit 4, before any work).
     """
     from aupipe.running.run import run as run_video
 
@@ -198,8 +208,39 @@ def run(
     return run_video(
         path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
         events_out, workers, output_format, summary_out=summary_out, summary_segment_s=summary_segment_s,
-        boris_out=boris_out,
+        boris_out=boris_out, report_out=report_out, png_out=png_out,
     )  # fmt: skip
+
+
+def report(
+    video: str | Path,
+    tables: Any,
+    out_html: str | Path | None = None,
+    png: str | Path | None = None,
+    *,
+    mapping: str | Path | Mapping | None = None,
+    partial: bool = False,
+    settings: ReportSettings | None = None,
+) -> Report:
+    """The report of ``video``: one HTML page that works offline (overview, zoomable AU timeline
+    with the emotion ribbon and event bands, one card per event with face stills, one panel per
+    AU) and, with ``png``, the timeline and the top events in one image (docs/report.md).
+
+    tables: an ``AnalysisResult`` of ``analyze(video)``, or the tables ``aupipe run`` wrote: a
+    folder (``<video stem>.windows.csv``, ``.frames``, ``.events``, ``.summary``, ``.baseline``) or
+    a list of folders and table files. mapping: the mapping that labelled the windows, for its
+    rules (default: the shipped one whose categories fit). partial: accept tables shorter than
+    the video (an interrupted run). Returns ``Report`` (``.html``, ``.figures``: matplotlib
+    figures ``timeline``, ``aus``, ``summary``); writes ``out_html`` / ``png`` atomically when
+    given. Tables of another video raise ``InputError``; an output that is an input ``OutputError``.
+    """
+    from aupipe.reporting.page import ReportSettings, from_result, from_sources
+
+    chosen = settings or ReportSettings()
+    if hasattr(tables, "windows") and hasattr(tables, "video"):
+        return from_result(video, tables, out_html, png, mapping, chosen)
+    sources = [tables] if isinstance(tables, str | Path) else list(tables)
+    return from_sources(video, sources, out_html, png, mapping, partial, chosen)
 
 
 def batch(
@@ -385,6 +426,10 @@ def __getattr__(name: str) -> Any:
         from aupipe.running.run import RunSummary
 
         return RunSummary
+    if name == "Report":
+        from aupipe.reporting.page import Report
+
+        return Report
     if name == "BatchSummary":
         from aupipe.running.batching import BatchSummary
 

@@ -140,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--segment-s", type=_positive_s, default=60.0, help="segment length of --summary in s (default 60)"
     )
+    run.add_argument(
+        "--report", metavar="REPORT.html",
+        help="also write the report: one self-contained HTML page of this run's tables (docs/report.md)",
+    )  # fmt: skip
+    run.add_argument("--png", metavar="SUMMARY.png", help="also write the report's timeline and top events as a PNG")
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     run.add_argument(
         "--min-confidence",
         type=float,
         metavar="C",
-        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.6; 0 = all)",
+        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.3; 0 = all)",
     )
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
@@ -189,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence",
         type=float,
         metavar="C",
-        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.6; 0 = all)",
+        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.3; 0 = all)",
     )
     batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
@@ -214,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aupipe.cli import imports  # light: pandas loads only when the command runs
 
     imports.add_import_parser(commands, _positive_ms)
+    from aupipe.cli import report  # light: the report's libraries load only when the command runs
+
+    report.add_report_parser(commands)
 
     mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)
@@ -361,6 +369,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary_out=args.summary,
         summary_segment_s=args.segment_s,
         boris_out=args.boris,
+        report_out=args.report,
+        png_out=args.png,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
     if summary.summary_path is not None:
@@ -369,6 +379,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         written += f" and {' and '.join(map(str, summary.events_paths))} ({summary.n_events} events)"
     if summary.boris_path is not None:
         written += f" and {summary.boris_path}"
+    for page in (summary.report_path, summary.png_path):
+        written += f" and {page}" if page is not None else ""
     if summary.interrupted:
         print(
             f"aupipe: interrupted after {summary.n_frames} frames; {written} hold everything up to there",
@@ -454,6 +466,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             from aupipe.cli.imports import cmd_import
 
             return cmd_import(args)
+        if args.command == "report":
+            from aupipe.cli.report import cmd_report
+
+            return cmd_report(args)
         if args.command == "train":
             from aupipe.learning.training import cmd_train
 

@@ -24,6 +24,8 @@ from aupipe.errors import SettingsError
 from aupipe.events import spotting, summary
 from aupipe.io.annotations import AtomicBorisWriter, AtomicEafWriter, boris_format, is_elan, open_annotation_writer
 from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
+from aupipe.reporting import collect
+from aupipe.reporting import page as report_page
 from aupipe.rules import mapping
 from aupipe.signal import aus, video
 
@@ -55,6 +57,8 @@ class RunSummary:
     summary_path: Path | None = None
     events_paths: tuple[Path, ...] = ()  # every --events file (tables and .eaf), events_path the first
     boris_path: Path | None = None
+    report_path: Path | None = None  # --report: the HTML page (docs/report.md)
+    png_path: Path | None = None  # --png: the report's summary image
 
 
 class StopFlag:
@@ -118,6 +122,8 @@ def run(
     summary_out: str | Path | None = None,
     summary_segment_s: float = 60.0,
     boris_out: str | Path | None = None,
+    report_out: str | Path | None = None,
+    png_out: str | Path | None = None,
 ) -> RunSummary:
     """Stream ``path`` into CSV or Parquet files; each file appears complete or not at all.
 
@@ -129,7 +135,9 @@ def run(
     ``events_out``: one path or several; each is the events table (CSV / Parquet, by suffix) or,
     named ``.eaf``, an ELAN file of the events and the window labels, linked to the video
     (``aupipe.io.annotations``). ``boris_out``: a BORIS import sheet of the events (``.csv`` or
-    ``.xlsx``). These are written at the end, with the tables (docs/outputs.md).
+    ``.xlsx``). These are written at the end, with the tables (docs/outputs.md). ``report_out``:
+    the report page (HTML), ``png_out``: its summary image, built at the end from this run's
+    tables and written with them (``aupipe.reporting``, docs/report.md).
 
     ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
     ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
@@ -142,7 +150,8 @@ def run(
     outputs = {"windows": windows_out, "frames": frames_out, "baseline": baseline_out,
                **{"events" if i == 0 else f"events #{i + 1}": target for i, target in enumerate(events_paths)},
                "summary": summary_out, "boris": boris_out}  # fmt: skip
-    check_outputs([path], outputs)  # no output may overwrite the input or another output
+    pages = {"report": report_out, "png": png_out}  # the report: built at the end, from this run's tables
+    check_outputs([path], {**outputs, **pages})  # no output may overwrite the input or another output
     annotated = {name: "elan" for name, target in outputs.items() if name.startswith("events") and is_elan(target)}
     if boris_out is not None:
         annotated["boris"] = "boris"
@@ -162,7 +171,9 @@ def run(
     annotators: dict[str, AtomicEafWriter | AtomicBorisWriter] = {}  # ELAN / BORIS: all events at commit
     n_frames = n_windows = n_events = n_faces = 0
     flags = spotting.FlagState()
+    collector = collect.RunCollector() if report_out is not None or png_out is not None else None
     with contextlib.ExitStack() as files:  # leaving it without the commits below drops every file
+        page_writers = report_page.open_pages(files, report_out, png_out)
         for name, target in outputs.items():
             if target is not None and name in annotated:
                 annotators[name] = files.enter_context(
@@ -200,6 +211,8 @@ def run(
                 for annotator in annotators.values():
                     annotator.write(chunk.events)
                     annotator.write_windows(window_rows)
+                if collector is not None:
+                    collector.add(chunk.frames, window_rows, chunk.events)
                 n_events += len(chunk.events)
                 n_windows += len(chunk.windows)
                 n_frames += len(chunk.frames)
@@ -222,14 +235,24 @@ def run(
             writers["baseline"].write(state.au.baseline.table())
         for annotator in annotators.values():
             annotator.finish(empty["events"])  # ELAN / BORIS content, built before any file is renamed
+        if collector is not None:
+            baseline_table = state.au.baseline.table() if state.au.baseline is not None else None
+            summary_table = summary.table(summary_state, summary_settings) if summary_out is not None else None
+            events_table = empty["events"] if settings.spotting is not None else None
+            tables = collector.tables(empty["windows"], baseline_table, summary_table, events_table)
+            built = report_page.build(path, tables, info, emotion_map, video_settings=settings.video)
+            report_page.fill_pages(page_writers, built)
         with no_interrupt():  # the files appear together: a Ctrl-C now cannot leave only some of them
             for name, writer in writers.items():
                 writer.commit(empty[name.split(" #")[0]])
             for annotator in annotators.values():
                 annotator.commit()
+            for page_writer in page_writers.values():
+                page_writer.commit()
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
         state.au.baseline, Path(events_paths[0]) if events_paths else None, n_events, n_faces,
         Path(summary_out) if summary_out else None, tuple(Path(p) for p in events_paths),
-        Path(boris_out) if boris_out else None,
+        Path(boris_out) if boris_out else None, Path(report_out) if report_out else None,
+        Path(png_out) if png_out else None,
     )  # fmt: skip
