@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 #: Landmarks that expressions barely move: eye corners, nose bridge and tip, temples.
 RIGID_LANDMARKS: tuple[int, ...] = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 234, 454, 127, 356)
 SPEECH_AUS = ("AU25", "AU26", "AU45")
+Source = TypeVar("Source")
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,17 @@ class Apex:
     aus: str
 
 
+def openface_table(stem: str, corpus: Path = CORPUS) -> pd.DataFrame:
+    """OpenFace 2.2's per-frame table of corpus clip ``stem`` (``corpus/openface/<stem>.csv``)."""
+    table = pd.read_csv(corpus / "openface" / f"{stem}.csv", skipinitialspace=True)
+    table.columns = table.columns.str.strip()
+    return table
+
+
 def openface_apex_frame(clip: Path, corpus: Path = CORPUS) -> tuple[int, str]:
     """0-based index of ``clip``'s most expressive frame by OpenFace (sum of ``AUxx_r`` without
     speech AUs, successful frames only) and the AUs it reads at >= 1 there."""
-    table = pd.read_csv(corpus / "openface" / f"{clip.stem}.csv", skipinitialspace=True)
-    table.columns = table.columns.str.strip()
+    table = openface_table(clip.stem, corpus)
     columns = [c for c in table.columns if c.endswith("_r") and c[:-2] not in SPEECH_AUS]
     total = table[columns].sum(axis=1).where(table["success"] == 1, -1.0)
     row = int(total.to_numpy().argmax())
@@ -116,6 +124,65 @@ def move_head(bgr: np.ndarray, time_ms: float, amplitude: float, seed: int = 0) 
     return cv2.warpAffine(bgr, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def render_footage(
+    base_clip: Path,
+    out_path: Path,
+    sources: Sequence[Source],
+    edit: Callable[[np.ndarray, np.ndarray, list[tuple[float, Source]]], np.ndarray],
+    minutes: float,
+    n_micro: int,
+    n_macro: int,
+    seed: int,
+    amplitude: tuple[float, float],
+    micro_ms: tuple[float, float],
+    head_motion: float,
+) -> tuple[pd.DataFrame, list[Source], np.ndarray]:
+    """What both generators share: ``base_clip`` ping-pong looped to ``minutes``, ``n_micro`` +
+    ``n_macro`` events scheduled (``synth.schedule``), each given one of ``sources`` and a weight in
+    ``amplitude``; on every frame with a face and an active event, ``edit(rgb, landmarks_px (478, 3),
+    [(profile level * weight, source), ...])`` changes the picture; the head then sways
+    (``move_head``) and the frame goes to ``out_path`` (.avi, MJPG; written beside it and renamed).
+    Returns synth's truth table (plus ``weight``), the source of each event and the weights."""
+    import tempfile
+
+    import cv2
+
+    from aupipe.events import synth
+    from aupipe.signal import landmarks, video
+
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base.avi"
+        synth.synthesize(base_clip, base, events=[], duration_s=minutes * 60.0)
+        info = video.probe(base)
+        settings = synth.SynthSettings(micro_ms=micro_ms)
+        events = synth.schedule(info.frame_count * 1000.0 / info.fps, n_micro, n_macro, seed, settings)
+        chosen = [sources[int(rng.integers(len(sources)))] for _ in events]
+        weights = rng.uniform(*amplitude, len(events))
+        writer = None
+        tmp_out = out_path.with_name(f".{out_path.name}.part.avi")
+        try:
+            with landmarks.open_landmarker() as landmarker:
+                for frames, batch in landmarks.detect_batches(landmarker, video.iter_frames(base), 64):
+                    for k, frame in enumerate(frames):
+                        rgb = frame.rgb
+                        levels = [float(synth.profile(np.array([frame.time_ms]), e)[0]) for e in events]
+                        active = [(lv * w, src) for lv, w, src in zip(levels, weights, chosen, strict=True) if lv > 0]
+                        if batch.face_found[k] and active:
+                            rgb = edit(rgb, batch.landmarks_px[k].astype(np.float64), active)
+                        if writer is None:
+                            size = (rgb.shape[1], rgb.shape[0])
+                            writer = cv2.VideoWriter(str(tmp_out), cv2.VideoWriter_fourcc(*"MJPG"), info.fps, size)
+                        writer.write(move_head(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), frame.time_ms, head_motion, seed))
+        finally:
+            if writer is not None:
+                writer.release()
+        tmp_out.replace(out_path)
+    truth = synth.truth_table(events, info.fps)
+    truth["weight"] = np.round(weights, 3)
+    return truth, chosen, weights
+
+
 def make_footage(
     base_clip: Path,
     apex_clips: Sequence[Path],
@@ -131,50 +198,19 @@ def make_footage(
 ) -> pd.DataFrame:
     """Write ``out_path`` (.avi, MJPG): ``base_clip`` ping-pong looped to ``minutes``, the head
     swaying (``move_head`` with ``head_motion``), with ``n_micro`` + ``n_macro`` blended events
-    (blended before the sway, so the apex face moves with the head); returns the ground truth (synth's truth columns plus
-    ``apex`` and ``weight``)."""
-    import tempfile
+    (blended before the sway, so the apex face moves with the head); returns the ground truth
+    (synth's truth columns plus ``apex`` and ``weight``)."""
 
-    import cv2
-
-    from aupipe.events import synth
-    from aupipe.signal import landmarks, video
+    def edit(rgb: np.ndarray, points_px: np.ndarray, active: list[tuple[float, Apex]]) -> np.ndarray:
+        for weight, apex in active:
+            rgb = blend(rgb, points_px[:, :2], apex, weight)
+        return rgb
 
     apexes = [load_apex(Path(c), corpus) for c in apex_clips]
-    rng = np.random.default_rng(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base.avi"
-        synth.synthesize(base_clip, base, events=[], duration_s=minutes * 60.0)
-        info = video.probe(base)
-        settings = synth.SynthSettings(micro_ms=micro_ms)
-        events = synth.schedule(info.frame_count * 1000.0 / info.fps, n_micro, n_macro, seed, settings)
-        chosen = [apexes[int(rng.integers(len(apexes)))] for _ in events]
-        weights = rng.uniform(*amplitude, len(events))
-        writer = None
-        tmp_out = out_path.with_name(f".{out_path.name}.part.avi")
-        try:
-            with landmarks.open_landmarker() as landmarker:
-                for frames, batch in landmarks.detect_batches(landmarker, video.iter_frames(base), 64):
-                    for k, frame in enumerate(frames):
-                        rgb = frame.rgb
-                        if batch.face_found[k]:
-                            for event, apex, weight in zip(events, chosen, weights, strict=True):
-                                level = float(synth.profile(np.array([frame.time_ms]), event)[0])
-                                if level > 0:
-                                    rgb = blend(rgb, batch.landmarks_px[k, :, :2], apex, level * weight)
-                        if writer is None:
-                            writer = cv2.VideoWriter(
-                                str(tmp_out), cv2.VideoWriter_fourcc(*"MJPG"), info.fps, (rgb.shape[1], rgb.shape[0])
-                            )
-                        writer.write(move_head(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), frame.time_ms, head_motion, seed))
-        finally:
-            if writer is not None:
-                writer.release()
-        tmp_out.replace(out_path)
-    truth = synth.truth_table(events, info.fps)
+    truth, chosen, _ = render_footage(base_clip, out_path, apexes, edit, minutes, n_micro, n_macro, seed,
+                                      amplitude, micro_ms, head_motion)  # fmt: skip
+    truth.insert(truth.columns.get_loc("weight"), "apex", [apex.name for apex in chosen])
     truth["aus"] = [apex.aus for apex in chosen]
-    truth["apex"] = [apex.name for apex in chosen]
-    truth["weight"] = np.round(weights, 3)
     return truth
 
 
@@ -186,7 +222,7 @@ def main() -> None:
         "--apex", type=Path, action="append", required=True, help="clip whose OpenFace apex is blended in"
     )
     parser.add_argument("--minutes", type=float, default=1.0)
-    parser.add_argument("--micro", type=int, default=8)
+    parser.add_argument("--micro", type=int, default=10)
     parser.add_argument("--macro", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--truth", type=Path)

@@ -34,8 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-CORPUS = ROOT.parent / "shared" / "corpus"
-SPEECH_AUS = ("AU25", "AU26", "AU45")
+from blend_footage import CORPUS, SPEECH_AUS, openface_table, render_footage  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -48,17 +47,11 @@ class Motion:
     aus: str
 
 
-def _openface(clip: str, corpus: Path) -> pd.DataFrame:
-    table = pd.read_csv(corpus / "openface" / f"{clip}.csv", skipinitialspace=True)
-    table.columns = table.columns.str.strip()
-    return table
-
-
 def load_motion(clip: str, corpus: Path = CORPUS) -> Motion:
     """The real expression of corpus clip ``clip`` (file stem), chosen by OpenFace."""
     from aupipe.signal import landmarks, normalize, video
 
-    table = _openface(clip, corpus)
+    table = openface_table(clip, corpus)
     columns = [c for c in table.columns if c.endswith("_r") and c[:-2] not in SPEECH_AUS]
     ok = (table["success"] == 1).to_numpy()
     total = table[columns].sum(axis=1).to_numpy()
@@ -95,56 +88,23 @@ def make_footage(
 ) -> pd.DataFrame:
     """Write ``out_path`` (.avi, MJPG): ``base_clip`` ping-pong looped to ``minutes``, the head
     swaying (``blend_footage.move_head`` with ``head_motion``), with ``n_micro`` + ``n_macro``
-    retargeted real expressions; returns the ground truth (synth's truth
-    columns plus ``source`` and ``weight``)."""
-    import tempfile
-
-    import cv2
-
-    from blend_footage import move_head
-
+    retargeted real expressions; returns the ground truth (synth's truth columns plus ``source``
+    and ``weight``)."""
     from aupipe.events import synth
-    from aupipe.signal import landmarks, normalize, video
+    from aupipe.signal import normalize
+
+    def edit(rgb: np.ndarray, points_px: np.ndarray, active: list[tuple[float, Motion]]) -> np.ndarray:
+        delta = sum(weight * motion.displacement_fw for weight, motion in active)
+        mesh = normalize.normalize_mesh(points_px[None])
+        disp_px = np.einsum("pi,ij->pj", delta, synth.image_map(mesh, points_px[None])[0])
+        width_px = float(normalize.face_width(points_px[None])[0])
+        return synth.warp_frame(rgb, points_px[:, :2], disp_px, 0.035 * width_px)
 
     motions = [load_motion(s, corpus) for s in sources]
-    rng = np.random.default_rng(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base.avi"
-        synth.synthesize(base_clip, base, events=[], duration_s=minutes * 60.0)
-        info = video.probe(base)
-        settings = synth.SynthSettings(micro_ms=micro_ms)
-        events = synth.schedule(info.frame_count * 1000.0 / info.fps, n_micro, n_macro, seed, settings)
-        chosen = [motions[int(rng.integers(len(motions)))] for _ in events]
-        weights = rng.uniform(*amplitude, len(events))
-        writer = None
-        tmp_out = out_path.with_name(f".{out_path.name}.part.avi")
-        try:
-            with landmarks.open_landmarker() as landmarker:
-                for frames, batch in landmarks.detect_batches(landmarker, video.iter_frames(base), 64):
-                    for k, frame in enumerate(frames):
-                        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
-                        points = batch.landmarks_px[k].astype(np.float64)
-                        level = [float(synth.profile(np.array([frame.time_ms]), e)[0]) for e in events]
-                        if batch.face_found[k] and max(level) > 0:
-                            delta = sum(
-                                lv * w * m.displacement_fw for lv, w, m in zip(level, weights, chosen, strict=True)
-                            )
-                            mesh = normalize.normalize_mesh(points[None])
-                            disp_px = np.einsum("pi,ij->pj", delta, synth.image_map(mesh, points[None])[0])
-                            width_px = float(normalize.face_width(points[None])[0])
-                            bgr = synth.warp_frame(bgr, points[:, :2], disp_px, 0.035 * width_px)
-                        if writer is None:
-                            size = (bgr.shape[1], bgr.shape[0])
-                            writer = cv2.VideoWriter(str(tmp_out), cv2.VideoWriter_fourcc(*"MJPG"), info.fps, size)
-                        writer.write(move_head(bgr, frame.time_ms, head_motion, seed))
-        finally:
-            if writer is not None:
-                writer.release()
-        tmp_out.replace(out_path)
-    truth = synth.truth_table(events, info.fps)
+    truth, chosen, _ = render_footage(base_clip, out_path, motions, edit, minutes, n_micro, n_macro, seed,
+                                      amplitude, micro_ms, head_motion)  # fmt: skip
+    truth.insert(truth.columns.get_loc("weight"), "source", [m.name for m in chosen])
     truth["aus"] = [m.aus for m in chosen]
-    truth["source"] = [m.name for m in chosen]
-    truth["weight"] = np.round(weights, 3)
     return truth
 
 

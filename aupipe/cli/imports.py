@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import aupipe
+from aupipe.cli.args import add_min_confidence, number, positive_ms, spotting_settings
 
 EXIT_INTERRUPTED = 130
 
 
-def _frame_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 frames/s, got {text}")
-    return value
+_frame_rate = number("frames per second", above=0, unit="frames/s")
 
 
-def add_import_parser(commands: argparse._SubParsersAction, positive_ms: Callable[[str], float]) -> None:  # type: ignore[type-arg]
-    """The ``import`` sub-command; ``positive_ms`` parses --window-ms / --stride-ms as ``run`` does."""
+def add_import_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The ``import`` sub-command."""
     parser = commands.add_parser(
         "import", help="windows, emotions and events from OpenFace / py-feat per-frame AU CSVs (docs/import.md)"
     )
@@ -45,10 +38,7 @@ def add_import_parser(commands: argparse._SubParsersAction, positive_ms: Callabl
     )  # fmt: skip
     parser.add_argument("--face-id", type=int, help="OpenFace face_id to keep (default: the lowest)")
     parser.add_argument("--blinks", action="store_true", help="spot blinks (AU43, py-feat only) as events too")
-    parser.add_argument(
-        "--min-confidence", type=float, metavar="C",
-        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.3; 0 = all)",
-    )  # fmt: skip
+    add_min_confidence(parser)
     parser.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event column)")
     parser.add_argument(
         "--format", choices=("csv", "parquet"), help="table format of every output (default: from the file names)"
@@ -59,17 +49,11 @@ def add_import_parser(commands: argparse._SubParsersAction, positive_ms: Callabl
 def cmd_import(args: argparse.Namespace) -> int:
     """Run ``aupipe import``; returns the exit code (errors propagate to ``aupipe.cli.main``)."""
     from aupipe.chain.settings import PipelineSettings
-    from aupipe.events.spotting import SpottingSettings
 
     if args.events and args.no_spotting:
         raise aupipe.SettingsError("--events needs spotting; leave out --no-spotting")
     output = args.output or f"{Path(args.file).stem}.windows.{args.format or 'csv'}"
-    spotting_changes: dict[str, object] = {"blinks": args.blinks}
-    if args.min_confidence is not None:
-        spotting_changes["min_confidence"] = args.min_confidence
-    settings = PipelineSettings(
-        include_landmarks=False, spotting=None if args.no_spotting else SpottingSettings(**spotting_changes)
-    )
+    settings = PipelineSettings(include_landmarks=False, spotting=None if args.no_spotting else spotting_settings(args))
     summary = aupipe.run_frames(
         args.file, output, args.frames, mapping=args.mapping, kind=args.kind, window_ms=args.window_ms,
         stride_ms=args.stride_ms, events_out=args.events, summary_out=args.summary, fps=args.fps,

@@ -6,46 +6,17 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import aupipe
-
-if TYPE_CHECKING:
-    from aupipe.events.spotting import SpottingSettings
+from aupipe.cli.args import add_min_confidence, number, positive_ms, positive_s, spotting_settings
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
 
-def _positive(unit: str, name: str) -> Callable[[str], float]:
-    """An argparse type for a number above 0 in ``unit`` (``ms``, ``s``), named ``name`` in messages."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0 {unit}, got {text}")
-        return value
-
-    return parse
-
-
-_positive_ms = _positive("ms", "milliseconds")
-_positive_s = _positive("s", "seconds")
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = every core), got {text}")
-    return value
+_workers = number("a number of processes", int, at_least=0, note="(0 = every core)")
 
 
 def _add_workers(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -103,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="window table CSV (default: VIDEO_STEM.windows.csv here)")
     run.add_argument("--frames", metavar="FRAMES.csv", help="also write the per-frame table")
     run.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
-    run.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
-    run.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
+    run.add_argument("--window-ms", type=positive_ms, default=500.0, help="window length in ms (default 500)")
+    run.add_argument("--stride-ms", type=positive_ms, default=100.0, help="step between windows in ms (default 100)")
     run.add_argument(
         "--neutral", metavar="RANGE_OR_FILE",
         help="the person's neutral face: a time range of this video (e.g. 0-2s) or a neutral clip/image "
@@ -137,21 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the clip summary: dominant emotion, its share of time, the AUs behind it and the events, "
         "for the clip and for every --segment-s seconds",
     )  # fmt: skip
-    run.add_argument(
-        "--segment-s", type=_positive_s, default=60.0, help="segment length of --summary in s (default 60)"
-    )
+    run.add_argument("--segment-s", type=positive_s, default=60.0, help="segment length of --summary in s (default 60)")
     run.add_argument(
         "--report", metavar="REPORT.html",
         help="also write the report: one self-contained HTML page of this run's tables (docs/report.md)",
     )  # fmt: skip
     run.add_argument("--png", metavar="SUMMARY.png", help="also write the report's timeline and top events as a PNG")
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
-    run.add_argument(
-        "--min-confidence",
-        type=float,
-        metavar="C",
-        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.3; 0 = all)",
-    )
+    add_min_confidence(run)
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     run.add_argument(
@@ -182,20 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="--events as a table in --format (default) or as an ELAN file (.events.eaf) linked to the video",
     )  # fmt: skip
     batch.add_argument("--mapping", metavar="NAME_OR_FILE", help="emotion mapping: shipped name or YAML file")
-    batch.add_argument("--window-ms", type=_positive_ms, default=500.0, help="window length in ms (default 500)")
-    batch.add_argument("--stride-ms", type=_positive_ms, default=100.0, help="step between windows in ms (default 100)")
+    batch.add_argument("--window-ms", type=positive_ms, default=500.0, help="window length in ms (default 500)")
+    batch.add_argument("--stride-ms", type=positive_ms, default=100.0, help="step between windows in ms (default 100)")
     _add_au_calibration(batch)
     batch.add_argument("--model", metavar="MODEL_DIR", help="add a trained model's probabilities per window")
     batch.add_argument(
         "--rule-weight", type=float, metavar="W", help="weight 0..1 of the rule scores in the fused label"
     )
     batch.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
-    batch.add_argument(
-        "--min-confidence",
-        type=float,
-        metavar="C",
-        help="report events whose confidence (0-1, docs/spotting.md) reaches C (default 0.3; 0 = all)",
-    )
+    add_min_confidence(batch)
     batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     _add_workers(batch, "videos processed at once, one process each")
@@ -218,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibrate(commands)
     from aupipe.cli import imports  # light: pandas loads only when the command runs
 
-    imports.add_import_parser(commands, _positive_ms)
+    imports.add_import_parser(commands)
     from aupipe.cli import report  # light: the report's libraries load only when the command runs
 
     report.add_report_parser(commands)
@@ -296,16 +255,8 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
         base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration=args.au_calibration))
     return dataclasses.replace(
         base, include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
-        spotting=None if args.no_spotting else _spotting_settings(args),
+        spotting=None if args.no_spotting else spotting_settings(args),
     )  # fmt: skip
-
-
-def _spotting_settings(args: argparse.Namespace) -> SpottingSettings:
-    from aupipe.events.spotting import SpottingSettings
-
-    if args.min_confidence is None:
-        return SpottingSettings(blinks=args.blinks)
-    return SpottingSettings(blinks=args.blinks, min_confidence=args.min_confidence)
 
 
 def _chosen_mapping(args: argparse.Namespace) -> str | None:

@@ -9,16 +9,10 @@ import sys
 from pathlib import Path
 
 import aupipe
+from aupipe.cli.args import number
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of events, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_count = number("a number of events", int, at_least=0)
 
 
 def add_report_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

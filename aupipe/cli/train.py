@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from aupipe.cli.args import number
 from aupipe.learning.training import LEVELS, TrainConfig, evaluate, train
 
 
@@ -22,24 +23,10 @@ def _folds(text: str) -> int | str:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+_positive_int = number("a positive integer", int, at_least=1)
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
-    return value
+_fraction = number("a number within 0..1", at_least=0, at_most=1)
 
 
 def _common_data_arguments(parser: argparse.ArgumentParser) -> None:
