@@ -76,7 +76,8 @@ __all__ = [
 
 
 def _settings(
-    window_ms: float, stride_ms: float, settings: PipelineSettings | None, au_calibration: str | Path | None = None
+    window_ms: float, stride_ms: float, settings: PipelineSettings | None, au_calibration: str | Path | None = None,
+    faces: int | None = None,
 ) -> PipelineSettings:
     import dataclasses
 
@@ -89,6 +90,10 @@ def _settings(
 
         load_calibration(str(au_calibration))  # fail on a missing or broken calibration before any work
         base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration=str(au_calibration)))
+    if faces is not None:
+        if isinstance(faces, bool) or not isinstance(faces, int) or faces < 1:
+            raise SettingsError(f"faces must be a whole number >= 1, got {faces!r}")
+        base = dataclasses.replace(base, landmarks=dataclasses.replace(base.landmarks, num_faces=faces))
     return dataclasses.replace(base, windows=WindowSettings(window_ms=window_ms, stride_ms=stride_ms))
 
 
@@ -135,6 +140,7 @@ def analyze(
     progress: bool = False,
     workers: int | None = 1,
     au_calibration: str | Path | None = None,
+    faces: int | None = None,
 ) -> AnalysisResult:
     """Analyse a video file (or a folder of images) and return its frame and window tables.
 
@@ -151,13 +157,15 @@ def analyze(
     (None = every core; each takes a span of the video, docs/performance.md; a script that
     uses more than one must call aupipe under ``if __name__ == "__main__":``). au_calibration:
     a folder written by ``calibrate`` (or "hand" for the hand scales); None = the shipped
-    calibration (docs/aus.md). Raises ``InputError`` for a missing, unreadable, corrupt or
-    empty video.
+    calibration (docs/aus.md). faces: follow up to this many faces (default 1, or ``settings``'
+    ``landmarks.num_faces``): every table gets ``face_id``, each face its own baseline, windows,
+    events and summary, ``result.face(i)`` one face's tables (docs/faces.md). Raises
+    ``InputError`` for a missing, unreadable, corrupt or empty video.
     """
     from aupipe.running.analyze import analyze as analyze_video
 
     emotion_map = _mapping(mapping)
-    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
+    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration, faces))
     return analyze_video(path, emotion_map, chosen, progress, baseline, model, rule_weight, workers)
 
 
@@ -184,6 +192,8 @@ def run(
     boris_out: str | Path | None = None,
     report_out: str | Path | None = None,
     png_out: str | Path | None = None,
+    faces: int | None = None,
+    interaction_out: str | Path | None = None,
 ) -> RunSummary:
     """Analyse ``path`` and stream the window table (and optionally the frame table) to CSV or Parquet.
 
@@ -199,16 +209,18 @@ def run(
     and ``boris_out`` (``.csv`` / ``.xlsx``) a BORIS import sheet of the events (docs/outputs.md).
     ``report_out`` / ``png_out``: the report page and its summary image, from this run's tables
     (as ``report``; written with the other files). No output may be the input or another output
-    (OutputError, exit 4, before any work).
+    (OutputError, exit 4, before any work). ``faces`` as for ``analyze``: rows of every face,
+    each with its ``face_id``, in time order; ``interaction_out`` also writes the between-face
+    table (synchrony and mimicry of AUs, docs/faces.md).
     """
     from aupipe.running.run import run as run_video
 
     emotion_map = _mapping(mapping)
-    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration))
+    chosen, baseline = _baseline(neutral, _settings(window_ms, stride_ms, settings, au_calibration, faces))
     return run_video(
         path, windows_out, frames_out, emotion_map, chosen, progress, baseline, baseline_out, model, rule_weight,
         events_out, workers, output_format, summary_out=summary_out, summary_segment_s=summary_segment_s,
-        boris_out=boris_out, report_out=report_out, png_out=png_out,
+        boris_out=boris_out, report_out=report_out, png_out=png_out, interaction_out=interaction_out,
     )  # fmt: skip
 
 
@@ -262,6 +274,7 @@ def batch(
     address: str | None = None,
     retry_errors: bool = False,
     progress: bool = True,
+    faces: int | None = None,
 ) -> BatchSummary:
     """Analyse many videos into ``out_dir``: per video ``<key>.windows.csv`` (``.frames`` / ``.events``
     with ``frames`` / ``events``; ``.parquet`` with ``output_format="parquet"``), plus
@@ -277,11 +290,12 @@ def batch(
     ``rule_weight``, ``settings`` as for ``analyze``. ``events_format="eaf"`` writes each video's
     events as an ELAN file ``<key>.events.eaf`` instead of a table (docs/outputs.md). Call under
     ``if __name__ == "__main__":`` in a script (worker processes re-import it). See docs/performance.md.
+    ``faces`` as for ``analyze``.
     """
     from aupipe.running.batching import BatchJob, run_batch
 
     job = BatchJob(
-        settings=_settings(window_ms, stride_ms, settings), emotion_map=_mapping(mapping),
+        settings=_settings(window_ms, stride_ms, settings, faces=faces), emotion_map=_mapping(mapping),
         model=str(model) if model is not None else None, rule_weight=rule_weight, output_format=output_format,
         frames=frames, events=events, events_format=events_format,
     )  # fmt: skip

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import aupipe
+from aupipe.chain.faces import insert_face_id
 from aupipe.chain.labels import label_windows
 from aupipe.cli import main as cli
 from aupipe.errors import AupipeWarning, InputError
@@ -117,7 +118,8 @@ def expected_windows(frames: pd.DataFrame, mapping_name: str | None = None) -> t
     pd.testing.assert_frame_equal(table, whole, check_exact=False, rtol=1e-12, atol=1e-12)
     labelled = label_windows(table.assign(baseline_confidence=np.nan), emotion_map)
     events = spotting.spot(frames, spotting.SpottingSettings(), emotion_map)
-    return labelled.assign(in_event=spotting.flag_windows(labelled, events).to_numpy()), events
+    flagged = labelled.assign(in_event=spotting.flag_windows(labelled, events).to_numpy())
+    return insert_face_id(flagged, 0, after="window"), insert_face_id(events, 0, after="event")  # one face: id 0
 
 
 def bare(frame: pd.DataFrame) -> pd.DataFrame:

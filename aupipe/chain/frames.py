@@ -17,7 +17,7 @@ import pandas as pd
 
 from aupipe.chain.settings import PipelineSettings
 from aupipe.errors import AupipeWarning
-from aupipe.signal import appearance, aus, landmarks, normalize, speech, video
+from aupipe.signal import appearance, aus, landmarks, normalize, speech, tracking, video
 from aupipe.signal.native import quiet_native_stderr
 from aupipe.signal.video import batched
 
@@ -53,6 +53,13 @@ def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = Pip
     texture = batch.appearance if batch.appearance is not None else np.full((len(batch), len(appearance.NAMES)), np.nan)
     for j, name in enumerate(appearance.NAMES):
         data[f"a_{name}"] = texture[:, j]
+    if settings.landmarks.num_faces > 1:  # the tracker's inputs (aupipe.signal.tracking), removed by it
+        n = len(batch)
+        data["face_slot"] = batch.face_slot if batch.face_slot is not None else np.zeros(n, np.int64)
+        data["shot_change"] = batch.shot_change if batch.shot_change is not None else np.zeros(n, np.float32)
+        signature = tracking.identity_signature(mesh)
+        for j, name in enumerate(tracking.SIGNATURE_COLUMNS):
+            data[name] = signature[:, j]
     if settings.include_landmarks:
         for axis, letter in enumerate("xyz"):
             for i in range(landmarks.N_LANDMARKS):
@@ -88,11 +95,12 @@ def stream_frames(
         )  # fmt: skip
         with bar:
             for _, batch in landmarks.detect_batches(
-                landmarker, video.iter_frames(path, settings.video), settings.chunk_frames
+                landmarker, video.iter_frames(path, settings.video), settings.chunk_frames,
+                shot_changes=settings.landmarks.num_faces > 1,
             ):
-                faces += int(batch.face_found.sum())
-                total += len(batch)
-                bar.update(len(batch))
+                faces += len(np.unique(batch.frame[batch.face_found]))
+                total += len(np.unique(batch.frame))
+                bar.update(len(np.unique(batch.frame)))
                 yield frame_table(batch, settings)
     warn_coverage(path, faces, total)
 

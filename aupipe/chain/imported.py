@@ -107,7 +107,7 @@ class ImportSource:
     def frame_columns(self) -> list[str]:
         """The frame-table columns an import of this file has, in order (docs/import.md)."""
         pose = list(POSE_COLUMNS) if self.pose else []
-        return ["frame", "time_ms", "face_found", *pose, *aus.au_columns(), *aus.presence_columns()]
+        return ["frame", "face_id", "time_ms", "face_found", *pose, *aus.au_columns(), *aus.presence_columns()]
 
     def missing_columns(self) -> list[str]:
         """Columns of a video's frame table (landmarks included) that an import of this file lacks."""

@@ -115,7 +115,9 @@ def span_frames(
     """
     with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker:
         frames = video.iter_frames(path, settings.video, span.read_from, span.stop)
-        for _, batch in landmarks.detect_batches(landmarker, frames, settings.chunk_frames):
+        for _, batch in landmarks.detect_batches(
+            landmarker, frames, settings.chunk_frames, shot_changes=settings.landmarks.num_faces > 1
+        ):
             table = frame_table(batch, settings)
             owned = table[table["frame"].to_numpy() >= span.start]
             if len(owned):
@@ -207,8 +209,8 @@ def stream_frames_parallel(
                     if float(table["time_ms"].iloc[0]) <= last_ms:
                         _warn_step_back(path, int(table["frame"].iloc[0]))
                     last_ms = float(table["time_ms"].iloc[-1])
-                    faces += int(table["face_found"].sum())
-                    total += len(table)
+                    faces += int(table.loc[table["face_found"].to_numpy(bool), "frame"].nunique())
+                    total += int(table["frame"].nunique())
                     yield table
                     continue
                 if current in ended:
@@ -227,7 +229,7 @@ def stream_frames_parallel(
                     ended.add(index)
                 else:
                     buffered[index].append(table)
-                    bar.update(len(table))
+                    bar.update(int(table["frame"].nunique()))
     finally:
         _shutdown(executor, futures, complete=current >= len(spans))
         results.close()

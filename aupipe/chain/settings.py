@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aupipe.events import spotting
-from aupipe.signal import aus, landmarks, normalize, video, windows
+from aupipe.events import interaction, spotting
+from aupipe.signal import aus, landmarks, normalize, tracking, video, windows
 
 __all__ = ["ParallelSettings", "PipelineSettings"]
 
@@ -30,7 +30,8 @@ class ParallelSettings:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Settings of every stage; ``chunk_frames`` frames are processed together (vectorised)."""
+    """Settings of every stage; ``chunk_frames`` frames are processed together (vectorised).
+    ``landmarks.num_faces`` > 1 follows several faces (``tracking``, docs/faces.md)."""
 
     video: video.VideoSettings = field(default_factory=video.VideoSettings)
     landmarks: landmarks.LandmarkSettings = field(default_factory=landmarks.LandmarkSettings)
@@ -42,3 +43,10 @@ class PipelineSettings:
     include_landmarks: bool = True
     au_backend: str = "mediapipe"
     parallel: ParallelSettings = field(default_factory=ParallelSettings)
+    tracking: tracking.TrackSettings = field(default_factory=tracking.TrackSettings)
+    interaction: interaction.InteractionSettings = field(default_factory=interaction.InteractionSettings)
+
+    @property
+    def several_faces(self) -> bool:
+        """Whether faces are tracked (``landmarks.num_faces`` > 1)."""
+        return self.landmarks.num_faces > 1

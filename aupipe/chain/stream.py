@@ -17,15 +17,16 @@ from typing import Any
 
 import pandas as pd
 
+from aupipe.chain.faces import insert_face_id, step_faces, track
 from aupipe.chain.frames import frame_table_empty, stream_frames
 from aupipe.chain.parallel import raw_frames
 from aupipe.chain.labels import label_windows, mapping_input
 from aupipe.chain.settings import PipelineSettings
 from aupipe.chain.stages import Chain, build_chain
 from aupipe.errors import SettingsError
-from aupipe.events import spotting
+from aupipe.events import interaction, spotting
 from aupipe.rules import mapping
-from aupipe.signal import aus, windows
+from aupipe.signal import aus, tracking, windows
 
 __all__ = [
     "Chunk", "StreamState", "advance", "frames_of", "initial_state", "label_windows", "mapping_input", "neutral_baseline", "stream",
@@ -40,15 +41,29 @@ class Chunk:
     frames: pd.DataFrame
     windows: pd.DataFrame
     events: pd.DataFrame = field(default_factory=spotting.empty_events)  # expression events finished by it
+    interaction: pd.DataFrame = field(default_factory=interaction.empty_interaction)  # between faces, final ones
 
 
 @dataclass(frozen=True)
 class StreamState:
-    """Every stage's carried state between chunks, keyed by stage name (``aupipe.chain.stages``),
-    and the per-frame AUs of an external backend (py-feat) when one is used."""
+    """Every face's stage states between chunks (face id -> stage name -> state, see
+    ``aupipe.chain.stages``), the face tracker's state, and the per-frame AUs of an external
+    backend (py-feat) when one is used. ``au``, ``windows`` and ``spotting`` are face 0's (the
+    only face of a one-face run); ``face(i)`` gives face i's stage states."""
 
-    stages: MappingOf[str, Any] = field(default_factory=dict)
+    faces: MappingOf[int, MappingOf[str, Any]] = field(default_factory=dict)
     external_aus: pd.DataFrame | None = None  # per-frame AUs of an external backend (py-feat)
+    tracker: tracking.TrackState = field(default_factory=tracking.TrackState)
+    interaction: interaction.InteractionState = field(default_factory=interaction.InteractionState)
+
+    def face(self, face_id: int) -> MappingOf[str, Any]:
+        """Face ``face_id``'s stage states (empty before its first row)."""
+        return self.faces.get(face_id, {})
+
+    @property
+    def stages(self) -> MappingOf[str, Any]:
+        """The first face's stage states."""
+        return self.faces[min(self.faces)] if self.faces else {}
 
     @property
     def au(self) -> aus.AuState:
@@ -64,6 +79,15 @@ class StreamState:
     def spotting(self) -> spotting.SpottingState:
         """The event stage's state (a bounded tail of frames)."""
         return self.stages.get("spotting", spotting.SpottingState())
+
+    def baselines(self) -> dict[int, aus.Baseline]:
+        """Each face's neutral baseline, where one is known."""
+        out = {}
+        for face_id, stages in self.faces.items():
+            state = stages.get("aus")
+            if state is not None and state.baseline is not None:
+                out[face_id] = state.baseline
+        return out
 
 
 def initial_state(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> StreamState:
@@ -94,9 +118,12 @@ def advance(
     state. ``chain`` replaces the default wiring (e.g. another AU backend's stage).
     """
     chain = chain or build_chain(settings, emotion_map, baseline, state.external_aus)
-    states = state.stages or chain.start()
-    rows, window_rows, events, new = chain.step(states, raw, final)
-    return Chunk(rows, window_rows, events), StreamState(new, state.external_aus)
+    tracked, tracker = track(state.tracker, raw, settings, final)
+    rows, window_rows, events, new = step_faces(chain, state.faces, tracked, final, settings.several_faces)
+    between, between_state = interaction.empty_interaction(), state.interaction
+    if settings.several_faces:
+        between, between_state = interaction.step(between_state, rows, settings.interaction, final=final)
+    return Chunk(rows, window_rows, events, between), StreamState(new, state.external_aus, tracker, between_state)
 
 
 def stream(
@@ -137,7 +164,8 @@ def window_table_empty(
         empty_windows = empty_windows.assign(in_event=pd.Series(dtype=bool))
     counts = {"window": "int64", "start_frame": "int64", "end_frame": "int64", "n_frames": "int64"}
     times = {"start_ms": "float64", "end_ms": "float64", "face_coverage": "float64"}
-    return empty_windows.astype({k: v for k, v in {**counts, **times}.items() if k in empty_windows.columns})
+    empty_windows = empty_windows.astype({k: v for k, v in {**counts, **times}.items() if k in empty_windows.columns})
+    return insert_face_id(empty_windows, 0, after="window")
 
 
 def neutral_baseline(path: str | Path, settings: PipelineSettings = PipelineSettings()) -> aus.Baseline:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import aupipe
-from aupipe.cli.args import add_min_confidence, number, positive_ms, positive_s, spotting_settings
+from aupipe.cli.args import add_faces, add_min_confidence, number, positive_ms, positive_s, spotting_settings
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -114,10 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the report: one self-contained HTML page of this run's tables (docs/report.md)",
     )  # fmt: skip
     run.add_argument("--png", metavar="SUMMARY.png", help="also write the report's timeline and top events as a PNG")
+    run.add_argument(
+        "--interaction", metavar="INTERACTION.csv",
+        help="with --faces 2 or more: also write AU synchrony and mimicry between faces (docs/faces.md)",
+    )  # fmt: skip
     run.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     add_min_confidence(run)
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
+    add_faces(run)
     run.add_argument(
         "--format", choices=("csv", "parquet"),
         help="table format of every output (default: from the file names; .parquet is Parquet, else CSV)",
@@ -157,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_min_confidence(batch)
     batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
+    add_faces(batch)
     _add_workers(batch, "videos processed at once, one process each")
     batch.add_argument(
         "--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray (aupipe[ray])"
@@ -256,6 +262,7 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
     return dataclasses.replace(
         base, include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
         spotting=None if args.no_spotting else spotting_settings(args),
+        landmarks=dataclasses.replace(base.landmarks, num_faces=args.faces),
     )  # fmt: skip
 
 
@@ -322,6 +329,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         boris_out=args.boris,
         report_out=args.report,
         png_out=args.png,
+        interaction_out=args.interaction,
     )
     written = str(summary.windows_path) + (f" and {summary.frames_path}" if summary.frames_path else "")
     if summary.summary_path is not None:
@@ -330,6 +338,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         written += f" and {' and '.join(map(str, summary.events_paths))} ({summary.n_events} events)"
     if summary.boris_path is not None:
         written += f" and {summary.boris_path}"
+    if summary.interaction_path is not None:
+        written += f" and {summary.interaction_path}"
     for page in (summary.report_path, summary.png_path):
         written += f" and {page}" if page is not None else ""
     if summary.interrupted:
@@ -342,7 +352,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(
             f"aupipe: neutral baseline: {summary.baseline.source} ({summary.baseline.n_frames} frames)", file=sys.stderr
         )
-    print(f"aupipe: {summary.n_frames} frames, {summary.n_windows} windows -> {written}", file=sys.stderr)
+    faces = f", {len(summary.face_ids)} faces" if len(summary.face_ids) > 1 else ""
+    print(f"aupipe: {summary.n_frames} frames{faces}, {summary.n_windows} windows -> {written}", file=sys.stderr)
     return 0
 
 

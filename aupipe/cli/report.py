@@ -39,6 +39,10 @@ def add_report_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
         "--max-stills", type=_count, default=200, metavar="N",
         help="events with face stills, the most confident first (default 200; about 18 kB each)",
     )  # fmt: skip
+    parser.add_argument(
+        "--face", type=number("a face id", int, at_least=0), metavar="ID",
+        help="tables of several faces (--faces): the face to show (default: the lowest face_id)",
+    )  # fmt: skip
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -49,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from aupipe.reporting.page import ReportSettings
 
     output = args.output or f"{Path(args.video).stem}.report.html"
-    settings = ReportSettings(cards=dataclasses.replace(CardSettings(), max_stills=args.max_stills))
+    settings = ReportSettings(cards=dataclasses.replace(CardSettings(), max_stills=args.max_stills), face_id=args.face)
     built = aupipe.report(args.video, args.sources, output, args.png, mapping=args.mapping, partial=args.partial,
                           settings=settings)  # fmt: skip
     written = str(built.html_path) + (f" and {built.png_path}" if built.png_path else "")

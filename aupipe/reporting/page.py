@@ -25,6 +25,7 @@ from aupipe.events import summary as clip_summary
 from aupipe.io.writers import check_outputs, move_into_place, temporary_beside
 from aupipe.reporting import cards as event_cards
 from aupipe.reporting import content, figures, stills
+from aupipe.reporting import tables as report_tables
 from aupipe.reporting.tables import ReportTables, check_tables, find_tables, prepare, read_tables
 from aupipe.rules import mapping as mappings
 from aupipe.rules.mapping_types import Mapping
@@ -50,6 +51,7 @@ class ReportSettings:
     cards: event_cards.CardSettings = event_cards.CardSettings()
     top_events: int = 4
     png_dpi: int = 130
+    face_id: int | None = None  # the face shown, of tables with several (None: the lowest id)
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,8 @@ def build(
 ) -> Report:
     """The report of the video ``path`` (``info``: its header) from its ``tables``; ``mapping``:
     the mapping that labelled the windows (None: no rules shown). Stills are read from the video
-    by seeking to their frames."""
+    by seeking to their frames. Tables of several faces show one (``settings.face_id``)."""
+    tables, face_id, n_faces = report_tables.one_face(tables, settings.face_id)
     data = content.timeline_data(tables, mapping, info)
     overview = content.overview(tables, mapping, info)
     colours = {e["label"]: e["colour"] for e in overview["emotions"]}
@@ -198,6 +201,8 @@ def build(
     whole, segments = _summary_rows(tables, mapping)
     kinds = tables.events["kind"].astype(str).value_counts() if len(tables.events) else pd.Series(dtype=int)
     title = Path(path).name or str(path)
+    if n_faces > 1:
+        title += f" — face {face_id} of {n_faces}"
     data["title"] = title
     page = _environment().get_template("report.html.j2").render(
         title=title, version=__version__, ov=overview, q=overview["quality"], cards=cards, panels=panels,

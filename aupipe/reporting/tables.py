@@ -42,11 +42,11 @@ REGION_LANDMARKS: tuple[int, ...] = (
     385, 386, 387,
 )  # fmt: skip
 _FRAME_BASE = (
-    "frame", "time_ms", "face_found", "box_x_px", "box_y_px", "box_w_px", "box_h_px", "face_width_px", "pitch_deg",
+    "frame", "face_id", "time_ms", "face_found", "box_x_px", "box_y_px", "box_w_px", "box_h_px", "face_width_px", "pitch_deg",
     "yaw_deg", "roll_deg", "speaking",
 )  # fmt: skip
 _WINDOW_BASE = (
-    "window", "start_ms", "end_ms", "start_frame", "end_frame", "n_frames", "face_coverage", "speaking",
+    "window", "face_id", "start_ms", "end_ms", "start_frame", "end_frame", "n_frames", "face_coverage", "speaking",
     "head_turn_deg", "baseline_confidence", "emotion", "core_emotion", "emotion_score", "emotion_confidence",
     "emotion_aus", "in_event",
 )  # fmt: skip
@@ -71,6 +71,27 @@ class ReportTables:
     frames: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
     baseline: pd.DataFrame | None = None
+
+
+def one_face(tables: ReportTables, face_id: int | None = None) -> tuple[ReportTables, int | None, int]:
+    """The rows of one face of every table (tables with ``face_id``, docs/faces.md): ``face_id``,
+    or the lowest one (None). Returns the tables, the face shown (None: the tables have no
+    ``face_id``) and how many faces the tables hold. An unknown ``face_id`` raises InputError."""
+    if "face_id" not in tables.windows.columns:
+        return tables, None, 1
+    ids = sorted({int(i) for i in tables.windows["face_id"].unique()}) or [0]
+    chosen = ids[0] if face_id is None else int(face_id)
+    if chosen not in ids:
+        raise InputError(f"no face {chosen} in these tables; their faces are {ids}")
+
+    def rows(table: pd.DataFrame | None) -> pd.DataFrame | None:
+        if table is None or "face_id" not in table.columns:
+            return table
+        return table.loc[table["face_id"].to_numpy() == chosen].reset_index(drop=True)
+
+    picked = ReportTables(rows(tables.windows), rows(tables.events), rows(tables.frames), rows(tables.summary),
+                          rows(tables.baseline))  # type: ignore[arg-type]  # fmt: skip
+    return picked, chosen, len(ids)
 
 
 def frame_columns(columns: Iterable[str]) -> list[str]:

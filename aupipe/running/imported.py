@@ -20,11 +20,13 @@ from aupipe.chain.imported import (
 )  # fmt: skip
 from aupipe.chain.labels import label_windows
 from aupipe.chain.settings import PipelineSettings
+from aupipe.chain.faces import insert_face_id
 from aupipe.chain.stream import Chunk, StreamState, advance
 from aupipe.errors import SettingsError
 from aupipe.events import spotting, summary
 from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
 from aupipe.rules import mapping
+from aupipe.running import faces
 from aupipe.running.analyze import AnalysisResult
 from aupipe.running.run import RunSummary, StopFlag, no_interrupt
 from aupipe.signal import video, windows
@@ -78,7 +80,7 @@ def _collect(
     items: Iterator[tuple[Chunk, StreamState]], emotion_map: mapping.Mapping, settings: PipelineSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every chunk's frames, windows (with ``in_event``) and events, concatenated."""
-    frame_parts, window_parts, event_parts = [], [], [spotting.empty_events(emotion_map)]
+    frame_parts, window_parts, event_parts = [], [], [insert_face_id(spotting.empty_events(emotion_map), 0, after="event")]
     for chunk, _ in items:
         if len(chunk.frames):
             frame_parts.append(chunk.frames)
@@ -87,7 +89,7 @@ def _collect(
     frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else pd.DataFrame()
     window_table = pd.concat([w for w in window_parts if len(w)] or window_parts[-1:], ignore_index=True)
     events = pd.concat([e for e in event_parts if len(e)] or event_parts[:1], ignore_index=True)
-    if settings.spotting is not None:
+    if settings.spotting is not None:  # the imported table is one face's
         window_table["in_event"] = spotting.flag_windows(window_table, events).to_numpy()
     return frames, window_table, events
 
@@ -119,7 +121,8 @@ def analyze_frames(
     frames, window_table, events = _collect(items, emotion_map, settings)
     if source is not None:
         frames = _tagged(frames, source)
-    clip_summary = summary.summarize(window_table, events, summary.SummarySettings.for_mapping(emotion_map))
+    summary_settings = summary.SummarySettings.for_mapping(emotion_map)
+    clip_summary = faces.summary_table(faces.summary_faces({}, window_table, events, summary_settings), summary_settings)
     return AnalysisResult(frames, window_table, None, _info(name, frames), emotion_map.name, events, clip_summary)
 
 
@@ -130,7 +133,8 @@ def _empty_windows(source: ImportSource, emotion_map: mapping.Mapping, settings:
     table = label_windows(
         windows.compute_windows(empty).assign(baseline_confidence=pd.Series(dtype=float)), emotion_map
     )
-    return table.assign(in_event=pd.Series(dtype=bool)) if settings.spotting is not None else table
+    table = table.assign(in_event=pd.Series(dtype=bool)) if settings.spotting is not None else table
+    return insert_face_id(table, 0, after="window")
 
 
 def run_frames(
@@ -156,7 +160,8 @@ def run_frames(
     source = open_source(path, kind, fps, face_id)  # a bad header fails before any file is made
     chain = imported_chain(settings, emotion_map, kind)
     summary_settings = summary.SummarySettings.for_mapping(emotion_map, summary_segment_s)
-    summary_state, flags = summary.SummaryState(), spotting.FlagState()
+    summary_states: dict[int, summary.SummaryState] = {}
+    flags: dict[int, spotting.FlagState] = {}
     writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
     n_frames = n_windows = n_events = n_faces = 0
     state = StreamState()
@@ -170,9 +175,9 @@ def run_frames(
             chunk, state = advance(state, raw, emotion_map, settings, final=final, chain=chain)
             window_rows = chunk.windows
             if settings.spotting is not None:
-                window_rows, flags = spotting.flag_step(flags, window_rows, chunk.events, state.spotting.done_ms, final)
+                window_rows, flags = faces.flag_faces(flags, window_rows, chunk.events, state, final)
             writers["windows"].write(window_rows)
-            summary_state = summary.step(summary_state, window_rows, chunk.events, summary_settings)
+            summary_states = faces.summary_faces(summary_states, window_rows, chunk.events, summary_settings)
             if "frames" in writers:
                 writers["frames"].write(chunk.frames)
             if "events" in writers:
@@ -185,10 +190,11 @@ def run_frames(
                 raws.close()
                 break
         if "summary" in writers:
-            writers["summary"].write(summary.table(summary_state, summary_settings))
+            writers["summary"].write(faces.summary_table(summary_states, summary_settings))
         empty = {
-            "windows": _empty_windows(source, emotion_map, settings), "events": spotting.empty_events(emotion_map),
-            "frames": source.frame_columns(), "summary": summary.table(summary.SummaryState(), summary_settings),
+            "windows": _empty_windows(source, emotion_map, settings),
+            "events": insert_face_id(spotting.empty_events(emotion_map), 0, after="event"),
+            "frames": source.frame_columns(), "summary": faces.summary_table({}, summary_settings),
         }  # fmt: skip
         with no_interrupt():
             for name, writer in writers.items():

@@ -16,15 +16,17 @@ from typing import Any
 
 import pandas as pd
 
+from aupipe.chain.faces import insert_face_id
 from aupipe.chain.frames import frame_table_empty
 from aupipe.chain.parallel import raw_frames
 from aupipe.chain.settings import PipelineSettings
 from aupipe.chain.stream import advance, initial_state, window_table_empty
 from aupipe.errors import SettingsError
-from aupipe.events import spotting, summary
+from aupipe.events import interaction, spotting, summary
 from aupipe.io.annotations import AtomicBorisWriter, AtomicEafWriter, boris_format, is_elan, open_annotation_writer
 from aupipe.io.writers import AtomicCsvWriter, AtomicParquetWriter, check_outputs, format_of, open_writer
 from aupipe.reporting import collect
+from aupipe.running import faces
 from aupipe.reporting import page as report_page
 from aupipe.rules import mapping
 from aupipe.signal import aus, video
@@ -59,6 +61,9 @@ class RunSummary:
     boris_path: Path | None = None
     report_path: Path | None = None  # --report: the HTML page (docs/report.md)
     png_path: Path | None = None  # --png: the report's summary image
+    interaction_path: Path | None = None  # --interaction: synchrony and mimicry between faces
+    face_ids: tuple[int, ...] = (0,)  # the faces in the tables
+    n_rows: int = 0  # frame-table rows: frames x faces
 
 
 class StopFlag:
@@ -124,6 +129,7 @@ def run(
     boris_out: str | Path | None = None,
     report_out: str | Path | None = None,
     png_out: str | Path | None = None,
+    interaction_out: str | Path | None = None,
 ) -> RunSummary:
     """Stream ``path`` into CSV or Parquet files; each file appears complete or not at all.
 
@@ -137,7 +143,8 @@ def run(
     (``aupipe.io.annotations``). ``boris_out``: a BORIS import sheet of the events (``.csv`` or
     ``.xlsx``). These are written at the end, with the tables (docs/outputs.md). ``report_out``:
     the report page (HTML), ``png_out``: its summary image, built at the end from this run's
-    tables and written with them (``aupipe.reporting``, docs/report.md).
+    tables and written with them (``aupipe.reporting``, docs/report.md). ``interaction_out``: the
+    between-face table (synchrony and mimicry, ``aupipe.events.interaction``; several faces).
 
     ``baseline`` fixes the neutral baseline (else it is estimated, see ``aus.AuSettings``);
     ``baseline_out`` also writes it as CSV. The first Ctrl-C stops after the current chunk,
@@ -149,7 +156,7 @@ def run(
     events_paths = [events_out] if isinstance(events_out, str | Path) else list(events_out or [])
     outputs = {"windows": windows_out, "frames": frames_out, "baseline": baseline_out,
                **{"events" if i == 0 else f"events #{i + 1}": target for i, target in enumerate(events_paths)},
-               "summary": summary_out, "boris": boris_out}  # fmt: skip
+               "summary": summary_out, "boris": boris_out, "interaction": interaction_out}  # fmt: skip
     pages = {"report": report_out, "png": png_out}  # the report: built at the end, from this run's tables
     check_outputs([path], {**outputs, **pages})  # no output may overwrite the input or another output
     annotated = {name: "elan" for name, target in outputs.items() if name.startswith("events") and is_elan(target)}
@@ -162,6 +169,8 @@ def run(
     info = video.probe(path, settings.video)  # fail on bad input before creating any file
     media = None if info.is_image_folder else Path(path)  # what the ELAN and BORIS files link to
     predictor = load_predictor(model, emotion_map, settings)  # refuse a misfit model up front
+    if interaction_out is not None and not settings.several_faces:
+        raise SettingsError("the interaction table is between faces: ask for 2 or more (--faces N)")
     if (events_paths or boris_out is not None) and settings.spotting is None:
         raise SettingsError("events need spotting: leave PipelineSettings.spotting on to write them")
     for name, target in outputs.items():
@@ -169,8 +178,9 @@ def run(
             format_of(target, output_format)  # a name that contradicts the format fails before any work
     writers: dict[str, AtomicCsvWriter | AtomicParquetWriter] = {}
     annotators: dict[str, AtomicEafWriter | AtomicBorisWriter] = {}  # ELAN / BORIS: all events at commit
-    n_frames = n_windows = n_events = n_faces = 0
-    flags = spotting.FlagState()
+    n_frames = n_windows = n_events = n_faces = n_rows = 0
+    face_ids: set[int] = set()
+    flags: dict[int, spotting.FlagState] = {}
     collector = collect.RunCollector() if report_out is not None or png_out is not None else None
     with contextlib.ExitStack() as files:  # leaving it without the commits below drops every file
         page_writers = report_page.open_pages(files, report_out, png_out)
@@ -181,33 +191,28 @@ def run(
                 )
             elif target is not None:
                 writers[name] = files.enter_context(open_writer(target, output_format))
-        summary_state = summary.SummaryState()
+        summary_states: dict[int, summary.SummaryState] = {}
         state = initial_state(path, settings)
         with StopFlag() as stop:
             raw_tables = raw_frames(path, settings, progress, workers, stop=lambda: stop.requested)
             raw: pd.DataFrame | None
             for raw in itertools.chain(raw_tables, [None]):
                 final = raw is None or stop.requested
-                pending = state.windows.pending  # frames the window stage still holds
+                pending = faces.pending_frames(state)  # frames each face's window stage still holds
                 chunk, state = advance(state, raw, emotion_map, settings, final=final, baseline=baseline)
-                window_rows = chunk.windows
-                if predictor is not None and len(window_rows):
-                    context = pd.concat(
-                        [p for p in (pending, chunk.frames) if p is not None and len(p)], ignore_index=True
-                    )
-                    window_rows = predictor.predict_windows(context, window_rows, rule_weight)
+                window_rows = faces.predict_faces(predictor, pending, chunk.frames, chunk.windows, rule_weight)
                 if settings.spotting is not None:  # windows wait until the events that may overlap them are known
-                    window_rows, flags = spotting.flag_step(
-                        flags, window_rows, chunk.events, state.spotting.done_ms, final=final
-                    )
+                    window_rows, flags = faces.flag_faces(flags, window_rows, chunk.events, state, final)
                 writers["windows"].write(window_rows)
                 if summary_out is not None:
-                    summary_state = summary.step(summary_state, window_rows, chunk.events, summary_settings)
+                    summary_states = faces.summary_faces(summary_states, window_rows, chunk.events, summary_settings)
                 if "frames" in writers:
                     writers["frames"].write(chunk.frames)
                 for name, writer in writers.items():
                     if name.startswith("events"):
                         writer.write(chunk.events)
+                if "interaction" in writers:
+                    writers["interaction"].write(chunk.interaction)
                 for annotator in annotators.values():
                     annotator.write(chunk.events)
                     annotator.write_windows(window_rows)
@@ -215,9 +220,12 @@ def run(
                     collector.add(chunk.frames, window_rows, chunk.events)
                 n_events += len(chunk.events)
                 n_windows += len(chunk.windows)
-                n_frames += len(chunk.frames)
+                n_rows += len(chunk.frames)
                 if len(chunk.frames):
-                    n_faces += int(chunk.frames["face_found"].sum())
+                    face_ids.update(int(i) for i in chunk.frames["face_id"].unique())
+                    first_face = chunk.frames["face_id"].to_numpy() == 0  # face 0 has a row for every frame
+                    n_frames += int(first_face.sum())
+                    n_faces += int(chunk.frames["face_found"].to_numpy(bool)[first_face].sum())
                     if on_frames is not None:
                         on_frames(len(chunk.frames))
                 if final:
@@ -225,19 +233,22 @@ def run(
                     break
         empty = {
             "windows": window_table_empty(emotion_map, settings, predictor, rule_weight),
-            "events": spotting.empty_events(emotion_map), "frames": frame_table_empty(settings),
-            "baseline": ["signal", "kind", "value", "source", "n_frames"],
-            "summary": summary.table(summary.SummaryState(), summary_settings),
+            "events": insert_face_id(spotting.empty_events(emotion_map), 0, after="event"),
+            "frames": insert_face_id(frame_table_empty(settings), 0, after="frame"),
+            "baseline": ["face_id", "signal", "kind", "value", "source", "n_frames"],
+            "summary": faces.summary_table({}, summary_settings),
+            "interaction": interaction.empty_interaction(),
         }  # fmt: skip
         if "summary" in writers:
-            writers["summary"].write(summary.table(summary_state, summary_settings))
-        if "baseline" in writers and state.au.baseline is not None:
-            writers["baseline"].write(state.au.baseline.table())
+            writers["summary"].write(faces.summary_table(summary_states, summary_settings))
+        if "baseline" in writers:
+            for face_id, face_baseline in sorted(state.baselines().items()):
+                writers["baseline"].write(insert_face_id(face_baseline.table(), face_id))
         for annotator in annotators.values():
             annotator.finish(empty["events"])  # ELAN / BORIS content, built before any file is renamed
         if collector is not None:
             baseline_table = state.au.baseline.table() if state.au.baseline is not None else None
-            summary_table = summary.table(summary_state, summary_settings) if summary_out is not None else None
+            summary_table = faces.summary_table(summary_states, summary_settings) if summary_out is not None else None
             events_table = empty["events"] if settings.spotting is not None else None
             tables = collector.tables(empty["windows"], baseline_table, summary_table, events_table)
             built = report_page.build(path, tables, info, emotion_map, video_settings=settings.video)
@@ -254,5 +265,6 @@ def run(
         state.au.baseline, Path(events_paths[0]) if events_paths else None, n_events, n_faces,
         Path(summary_out) if summary_out else None, tuple(Path(p) for p in events_paths),
         Path(boris_out) if boris_out else None, Path(report_out) if report_out else None,
-        Path(png_out) if png_out else None,
+        Path(png_out) if png_out else None, Path(interaction_out) if interaction_out else None,
+        tuple(sorted(face_ids)) or (0,), n_rows,
     )  # fmt: skip

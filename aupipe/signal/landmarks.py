@@ -61,6 +61,12 @@ class LandmarkBatch:
     landmarks_px (n, 478, 3) float32; blendshapes (n, 52) float32;
     transform (n, 4, 4) float32; face_box_px (n, 4) float32 as x, y, width, height;
     appearance (n, len(appearance.NAMES)) float32 region textures (None: not measured).
+
+    One row per face found in a frame, in MediaPipe's order (``face_slot`` (n,) int: 0, 1, ...),
+    and one row with ``face_found`` False for a frame without a face; with ``num_faces`` 1 that
+    is one row per frame. ``shot_change`` (n,) float32: how much the frame's colours differ from
+    the previous frame's (``shot_change_score``, 0 = same, 1 = nothing in common; None: not
+    measured); a frame's rows share it.
     """
 
     frame: np.ndarray
@@ -71,6 +77,8 @@ class LandmarkBatch:
     transform: np.ndarray
     face_box_px: np.ndarray
     appearance: np.ndarray | None = None
+    face_slot: np.ndarray | None = None
+    shot_change: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -145,11 +153,38 @@ def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator
             yield landmarker
 
 
-def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int = -1) -> LandmarkBatch:
-    """Run the landmarker on ``frames`` (in time order) and stack the results.
+def frame_histogram(rgb: np.ndarray) -> np.ndarray:
+    """Colour signature of a frame for shot-change detection: a hue x saturation histogram
+    (16 x 8 bins) of the frame shrunk to 64 px wide, float32 summing to 1."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    small = cv2.resize(rgb, (64, max(1, round(64 * height / max(width, 1)))), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel().astype(np.float32)
+    return hist / max(float(hist.sum()), 1.0)
+
+
+def shot_change_score(previous: np.ndarray | None, current: np.ndarray) -> float:
+    """Bhattacharyya distance (0..1) between two ``frame_histogram``s; 0 without a previous one.
+    Consecutive frames of one shot score about 0.05-0.15, a cut 0.4 and more."""
+    if previous is None:
+        return 0.0
+    overlap = float(np.sqrt(previous * current).sum())
+    return float(np.sqrt(max(0.0, 1.0 - min(overlap, 1.0))))
+
+
+def detect(
+    landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int = -1,
+    previous_histogram: np.ndarray | None = None, shot_changes: bool = False,
+) -> LandmarkBatch:  # fmt: skip
+    """Run the landmarker on ``frames`` (in time order) and stack the results (one row per face
+    found, one empty row for a frame without a face; see ``LandmarkBatch``).
 
     ``last_timestamp_ms`` is the integer timestamp given for the previous frame; MediaPipe
-    needs strictly increasing ones, so equal milliseconds are nudged forward by 1.
+    needs strictly increasing ones, so equal milliseconds are nudged forward by 1. With
+    ``shot_changes`` each frame's ``shot_change`` score is measured against the frame before
+    (``previous_histogram``: the histogram of the frame before the first one).
     """
     from aupipe.signal.appearance import NAMES as APPEARANCE_NAMES
     from aupipe.signal.appearance import region_texture
@@ -157,56 +192,92 @@ def detect(landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int =
 
     mp = import_mediapipe()
     frame_list = list(frames)
-    n = len(frame_list)
-    landmarks = np.full((n, N_LANDMARKS, 3), np.nan, dtype=np.float32)
-    blendshapes = np.full((n, len(BLENDSHAPE_NAMES)), np.nan, dtype=np.float32)
-    transform = np.full((n, 4, 4), np.nan, dtype=np.float32)
-    found = np.zeros(n, dtype=bool)
-    appearance = np.full((n, len(APPEARANCE_NAMES)), np.nan, dtype=np.float32)
+    n_appearance = len(APPEARANCE_NAMES)
+    index: list[int] = []  # the frame (position in frame_list) of each row
+    slots: list[int] = []
+    points_rows: list[np.ndarray | None] = []
+    blend_rows: list[np.ndarray | None] = []
+    transform_rows: list[np.ndarray | None] = []
+    texture_rows: list[np.ndarray | None] = []
+    frame_scores: list[float] = []
+    histogram = previous_histogram
     timestamp = last_timestamp_ms
-    for row, frame in enumerate(frame_list):
+    for position, frame in enumerate(frame_list):
         timestamp = max(int(round(frame.time_ms)), timestamp + 1)
         height, width = frame.rgb.shape[:2]
+        if shot_changes:
+            current = frame_histogram(frame.rgb)
+            frame_scores.append(shot_change_score(histogram, current))
+            histogram = current
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=frame.rgb)
         result = landmarker.detect_for_video(image, timestamp)  # type: ignore[attr-defined]
-        if not result.face_landmarks:
+        faces = result.face_landmarks or []
+        if not faces:
+            index.append(position)
+            slots.append(0)
+            points_rows.append(None)
+            blend_rows.append(None)
+            transform_rows.append(None)
+            texture_rows.append(None)
             continue
-        found[row] = True
-        points = result.face_landmarks[0]
-        landmarks[row] = [(p.x * width, p.y * height, p.z * width) for p in points]
-        appearance[row] = region_texture(frame.rgb, landmarks[row], float(face_width(landmarks[row][None])[0]))
-        if result.face_blendshapes:
-            blendshapes[row] = [c.score for c in result.face_blendshapes[0]]
-        if result.facial_transformation_matrixes:
-            transform[row] = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float32)
+        for slot, face in enumerate(faces):
+            points = np.array([(p.x * width, p.y * height, p.z * width) for p in face], dtype=np.float32)
+            index.append(position)
+            slots.append(slot)
+            points_rows.append(points)
+            texture_rows.append(region_texture(frame.rgb, points, float(face_width(points[None])[0])))
+            shapes = result.face_blendshapes
+            blend_rows.append(np.array([c.score for c in shapes[slot]], np.float32) if len(shapes) > slot else None)
+            matrices = result.facial_transformation_matrixes
+            transform_rows.append(np.asarray(matrices[slot], np.float32) if len(matrices) > slot else None)
+    n = len(index)
+    rows = np.asarray(index, dtype=np.int64)
+
+    def stack(values: list[np.ndarray | None], shape: tuple[int, ...]) -> np.ndarray:
+        out = np.full((n, *shape), np.nan, dtype=np.float32)
+        for row, value in enumerate(values):
+            if value is not None:
+                out[row] = value
+        return out
+
+    landmarks = stack(points_rows, (N_LANDMARKS, 3))
+    found = np.array([p is not None for p in points_rows], dtype=bool)
     face_box = np.full((n, 4), np.nan, dtype=np.float32)
     if found.any():
         lo = landmarks[found, :, :2].min(axis=1)
         hi = landmarks[found, :, :2].max(axis=1)
         face_box[found] = np.concatenate([lo, hi - lo], axis=1)
+    frame_index = np.array([f.index for f in frame_list], dtype=np.int64)
+    frame_time = np.array([f.time_ms for f in frame_list], dtype=np.float64)
     return LandmarkBatch(
-        frame=np.array([f.index for f in frame_list], dtype=np.int64),
-        time_ms=np.array([f.time_ms for f in frame_list], dtype=np.float64),
+        frame=frame_index[rows],
+        time_ms=frame_time[rows],
         face_found=found,
         landmarks_px=landmarks,
-        blendshapes=blendshapes,
-        transform=transform,
+        blendshapes=stack(blend_rows, (len(BLENDSHAPE_NAMES),)),
+        transform=stack(transform_rows, (4, 4)),
         face_box_px=face_box,
-        appearance=appearance,
+        appearance=stack(texture_rows, (n_appearance,)),
+        face_slot=np.asarray(slots, dtype=np.int64),
+        shot_change=np.asarray(frame_scores, dtype=np.float32)[rows] if shot_changes else None,
     )
 
 
 def detect_batches(
-    landmarker: object, frames: Iterable[Frame], chunk_frames: int
+    landmarker: object, frames: Iterable[Frame], chunk_frames: int, shot_changes: bool = False
 ) -> Iterator[tuple[list[Frame], LandmarkBatch]]:
     """The landmark stage over a stream of frames: ``detect`` on consecutive chunks of
-    ``chunk_frames`` frames, carrying MediaPipe's increasing timestamps from chunk to chunk.
-    Yields (the chunk's frames, its LandmarkBatch); used by every frame source (one process,
-    the parallel workers, synthetic footage)."""
+    ``chunk_frames`` frames, carrying MediaPipe's increasing timestamps (and, with
+    ``shot_changes``, the last frame's histogram) from chunk to chunk. Yields (the chunk's
+    frames, its LandmarkBatch); used by every frame source (one process, the parallel workers,
+    synthetic footage)."""
     from aupipe.signal.video import batched
 
     timestamp = -1
+    histogram: np.ndarray | None = None
     for chunk in batched(iter(frames), chunk_frames):
-        batch = detect(landmarker, chunk, timestamp)
-        timestamp = max(int(round(batch.time_ms[-1])), timestamp + len(batch))
+        batch = detect(landmarker, chunk, timestamp, histogram, shot_changes)
+        timestamp = max(int(round(chunk[-1].time_ms)), timestamp + len(chunk))
+        if shot_changes:
+            histogram = frame_histogram(chunk[-1].rgb)
         yield chunk, batch
