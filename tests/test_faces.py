@@ -90,7 +90,7 @@ def test_each_face_has_the_aus_of_the_same_clip_processed_alone(scene: dict[str,
         pooled = np.corrcoef(a[both], b[both])[0, 1]
         per_au = [np.corrcoef(a[both[:, j], j], b[both[:, j], j])[0, 1] for j in range(len(columns))
                   if both[:, j].sum() > 10 and b[both[:, j], j].std() > 0]  # fmt: skip
-        assert pooled >= 0.95 and np.median(per_au) >= 0.95, (person, pooled, np.round(per_au, 3))
+        assert len(per_au) >= 15 and min(per_au) >= 0.95 and pooled >= 0.99, (person, pooled, np.round(per_au, 3))
         alone_has = np.isfinite(b).any(axis=1)
         assert np.isfinite(a).any(axis=1)[alone_has].mean() >= 0.95  # the frames with AUs alone have them here
 

@@ -11,6 +11,7 @@ with a ``face_id`` column of zeros.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from collections.abc import Mapping as MappingOf
 from typing import Any
 
@@ -48,7 +49,7 @@ def track(
             raw = insert_face_id(raw, 0, after="frame")
     if final and (message := tracking.unsure_message(state)) is not None:
         warnings.warn(message, AupipeWarning, 2)
-        state = tracking.TrackState(ids_seen=state.ids_seen)  # said once
+        state = replace(state, n_unsure=0, unsure_frames=())  # said once
     return raw, state
 
 

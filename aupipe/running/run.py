@@ -55,7 +55,7 @@ class RunSummary:
     baseline: aus.Baseline | None
     events_path: Path | None = None
     n_events: int = 0
-    n_face_frames: int = 0
+    n_face_frames: int = 0  # frames with a face (with several faces: with at least one)
     summary_path: Path | None = None
     events_paths: tuple[Path, ...] = ()  # every --events file (tables and .eaf), events_path the first
     boris_path: Path | None = None
@@ -260,6 +260,8 @@ def run(
                 annotator.commit()
             for page_writer in page_writers.values():
                 page_writer.commit()
+    if settings.several_faces:
+        n_faces = state.tracker.n_frames_with_face  # frames with any face, not face 0's only
     return RunSummary(
         Path(windows_out), Path(frames_out) if frames_out else None, n_frames, n_windows, stop.requested,
         state.au.baseline, Path(events_paths[0]) if events_paths else None, n_events, n_faces,

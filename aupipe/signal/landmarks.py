@@ -134,22 +134,38 @@ def import_mediapipe() -> ModuleType:
 
 @contextlib.contextmanager
 def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator[object]:
-    """A MediaPipe FaceLandmarker in VIDEO mode, closed on exit; native log lines are silenced."""
+    """A MediaPipe FaceLandmarker in VIDEO mode, closed on exit; native log lines are silenced.
+
+    With ``num_faces`` > 1: ``multiface.MaskedLandmarkers``, one one-face FaceLandmarker per face
+    (each face's landmarks as in a one-face run; see that module)."""
     with quiet_native_stderr():
         import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
 
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_buffer=model_bytes(settings)),
-            running_mode=vision.RunningMode.VIDEO,
-            num_faces=settings.num_faces,
-            min_face_detection_confidence=settings.min_face_detection_confidence,
-            min_face_presence_confidence=settings.min_face_presence_confidence,
-            min_tracking_confidence=settings.min_tracking_confidence,
-            output_face_blendshapes=True,
-            output_facial_transformation_matrixes=True,
-        )
-        with vision.FaceLandmarker.create_from_options(options) as landmarker:
+        model = model_bytes(settings)
+
+        def one_face() -> object:
+            options = vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_buffer=model),
+                running_mode=vision.RunningMode.VIDEO,
+                num_faces=1,
+                min_face_detection_confidence=settings.min_face_detection_confidence,
+                min_face_presence_confidence=settings.min_face_presence_confidence,
+                min_tracking_confidence=settings.min_tracking_confidence,
+                output_face_blendshapes=True,
+                output_facial_transformation_matrixes=True,
+            )
+            return vision.FaceLandmarker.create_from_options(options)
+
+        if settings.num_faces > 1:
+            from aupipe.signal.multiface import MaskedLandmarkers
+
+            with MaskedLandmarkers(
+                one_face, model, settings.num_faces, settings.min_face_detection_confidence
+            ) as landmarkers:  # fmt: skip
+                yield landmarkers
+            return
+        with one_face() as landmarker:  # type: ignore[attr-defined]
             yield landmarker
 
 
@@ -220,16 +236,18 @@ def detect(
             transform_rows.append(None)
             texture_rows.append(None)
             continue
-        for slot, face in enumerate(faces):
+        slot_numbers = getattr(result, "face_slots", None) or range(len(faces))
+        for position_in_result, (slot, face) in enumerate(zip(slot_numbers, faces, strict=True)):
             points = np.array([(p.x * width, p.y * height, p.z * width) for p in face], dtype=np.float32)
             index.append(position)
             slots.append(slot)
             points_rows.append(points)
             texture_rows.append(region_texture(frame.rgb, points, float(face_width(points[None])[0])))
             shapes = result.face_blendshapes
-            blend_rows.append(np.array([c.score for c in shapes[slot]], np.float32) if len(shapes) > slot else None)
+            k = position_in_result
+            blend_rows.append(np.array([c.score for c in shapes[k]], np.float32) if len(shapes) > k and len(shapes[k]) else None)
             matrices = result.facial_transformation_matrixes
-            transform_rows.append(np.asarray(matrices[slot], np.float32) if len(matrices) > slot else None)
+            transform_rows.append(np.asarray(matrices[k], np.float32) if len(matrices) > k else None)
     n = len(index)
     rows = np.asarray(index, dtype=np.int64)
 

@@ -131,6 +131,7 @@ class TrackState:
     n_shots: int = 0
     previous_frame: int | None = None
     ids_seen: frozenset[int] = field(default_factory=frozenset)
+    n_frames_with_face: int = 0  # frames where MediaPipe found at least one face
 
 
 def _hungarian(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
@@ -292,6 +293,7 @@ def step(state: TrackState, raw: pd.DataFrame, settings: TrackSettings = TrackSe
             state, int(frames[lo]), float(times[lo]), centres[rows], sizes[rows], signatures[rows], turned[rows],
             cut, settings,
         )  # fmt: skip
+        state = replace(state, n_frames_with_face=state.n_frames_with_face + 1)
     out = raw.drop(columns=[c for c in TRACK_INPUT_COLUMNS if c in raw.columns])
     column = pd.DataFrame({"face_id": ids}, index=out.index)
     return pd.concat([out.iloc[:, :1], column, out.iloc[:, 1:]], axis=1), state  # not insert: wide tables
