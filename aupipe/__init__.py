@@ -15,6 +15,9 @@ Public API (each stage module — ``video``, ``landmarks``, ``normalize``, ``aus
 - ``report(video, tables, out_html=None, png=None)`` -> ``Report``: one self-contained HTML page
   (timeline, event cards with face stills, AU panels) and a summary PNG from a video's tables
   or an ``AnalysisResult``; ``.figures`` are matplotlib figures (docs/report.md).
+- ``live(source, ...)`` -> iterator of records (dicts with ``type``: frame, window, window_update,
+  event, label, status, start, end) from a camera, a stream URL or a file played in real time
+  (docs/live.md).
 - ``import_frames(path, kind="openface")`` -> frame table of an OpenFace / py-feat CSV;
   ``analyze_frames(frames_or_path, ...)`` -> ``AnalysisResult`` and ``run_frames(path, windows_out, ...)``
   -> files: windows, mapping and spotting on existing AU archives (docs/import.md).
@@ -67,6 +70,7 @@ __all__ = [
     "batch",
     "calibrate",
     "import_frames",
+    "live",
     "load_mapping",
     "report",
     "run",
@@ -76,7 +80,10 @@ __all__ = [
 
 
 def _settings(
-    window_ms: float, stride_ms: float, settings: PipelineSettings | None, au_calibration: str | Path | None = None,
+    window_ms: float,
+    stride_ms: float,
+    settings: PipelineSettings | None,
+    au_calibration: str | Path | None = None,
     faces: int | None = None,
 ) -> PipelineSettings:
     import dataclasses
@@ -253,6 +260,56 @@ def report(
         return from_result(video, tables, out_html, png, mapping, chosen)
     sources = [tables] if isinstance(tables, str | Path) else list(tables)
     return from_sources(video, sources, out_html, png, mapping, partial, chosen)
+
+
+def live(
+    source: str | int | Path,
+    mapping: str | Path | Mapping | None = None,
+    *,
+    faces: int | None = None,
+    realtime: bool = True,
+    drop: bool = True,
+    calibration_s: float = 5.0,
+    out_dir: str | Path | None = None,
+    rotate_min: float | None = None,
+    table_format: str = "csv",
+    frame_table: bool = False,
+    frames: bool = True,
+    settings: PipelineSettings | None = None,
+    stop: Any = None,
+    preview: Any = None,
+) -> Any:
+    """Run aupipe on a live source and yield what it finds as it happens: ``for record in
+    aupipe.live(0): ...``. source: a camera index (0), a stream URL (``rtsp://...``, anything
+    OpenCV/FFmpeg opens) or a video file (played at its own pace with ``realtime``; as fast as
+    it goes without). Each record is a dict with a ``type``: ``frame`` (one face of one frame,
+    once its AUs are final), ``window`` (when it closes), ``window_update`` (an event came out
+    that overlaps an earlier window), ``event``, ``label`` (a face's label changed), ``status``,
+    ``start``, ``end``; fields, units and bounds in docs/live.md, schema in
+    ``aupipe/schemas/live.schema.json``. drop: when processing falls behind, drop frames (counted
+    in ``status`` and ``end``) rather than queue them; False (files only) waits instead.
+    calibration_s: the neutral baseline comes from the first seconds (nothing comes out
+    before). out_dir: also write the window and event (and with ``frame_table`` the frame)
+    tables there, a new set every ``rotate_min`` minutes, each file whole once done. frames:
+    send ``frame`` records. faces, mapping, settings as for ``analyze``. stop(): checked between
+    frames; True ends the run as a source ending would (everything flushed and written).
+    """
+    import dataclasses
+
+    from aupipe.running.live import LiveSettings, live_pipeline_settings
+    from aupipe.running.live import live as live_records
+    from aupipe.signal.live_source import SourceSettings, describe_source
+
+    describe_source(source)  # a missing file fails now, not at the first record
+    base = settings or live_pipeline_settings(calibration_s)
+    if settings is not None:
+        base = dataclasses.replace(base, aus=dataclasses.replace(base.aus, calibration_s=calibration_s))
+    chosen = _settings(base.windows.window_ms, base.windows.stride_ms, base, faces=faces)
+    return live_records(
+        source, _mapping(mapping), chosen, SourceSettings(drop=drop, realtime=realtime),
+        LiveSettings(frames=frames, rotate_min=rotate_min, table_format=table_format, frame_table=frame_table),
+        out_dir, stop, preview,
+    )  # fmt: skip
 
 
 def batch(

@@ -70,7 +70,9 @@ def test_ids_stay_with_their_person_and_both_faces_are_found(scene: dict[str, ob
     both = visible.groupby("frame").size() == 2
     both_frames = both.index[both.to_numpy()]
     per_frame = found.loc[found["frame"].isin(both_frames)].groupby("frame")["person"].nunique()
-    assert (per_frame == 2).sum() >= 0.95 * len(both_frames), f"both found on {(per_frame == 2).sum()} of {len(both_frames)}"
+    assert (per_frame == 2).sum() >= 0.95 * len(both_frames), (
+        f"both found on {(per_frame == 2).sum()} of {len(both_frames)}"
+    )
     assert found_right >= 0.95  # every visible person found with its own id
     away = truth.loc[(truth["person"] == 1) & ~truth["visible"], "frame"]
     assert len(away) >= 50 and not found.loc[found["frame"].isin(away) & (found["person"] == 1)].shape[0] > 5
@@ -180,3 +182,37 @@ def test_command_line_writes_per_face_tables_and_the_interaction_table(tmp_path:
     )  # fmt: skip
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "--faces" in refused.stderr and not (tmp_path / "i2.csv").exists() and not (tmp_path / "x.csv").exists()
+
+
+def _rows(frame: int, faces: list[tuple[float, float]], signature: list[float]) -> pd.DataFrame:
+    """Raw frame rows of one frame: faces at (centre x px, width px), each with a signature."""
+    from aupipe.signal import tracking
+
+    rows = []
+    for slot, ((x, width), sig) in enumerate(zip(faces, signature, strict=True)):
+        row = {"frame": frame, "time_ms": frame * 1000 / 30, "face_found": True, "box_x_px": x - width / 2,
+               "box_y_px": 100.0, "box_w_px": width, "box_h_px": width, "face_width_px": width, "yaw_deg": 0.0,
+               "pitch_deg": 0.0, "face_slot": slot, "shot_change": 0.0}  # fmt: skip
+        row.update({name: sig for name in tracking.SIGNATURE_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_faces_that_cross_are_reported_as_unsure_in_one_warning_line() -> None:
+    """Two faces of the same size walk through each other: the tracker says it was unsure."""
+    import warnings
+
+    from aupipe.chain.faces import track
+    from aupipe.signal import tracking
+
+    settings = _settings(2)
+    raw = pd.concat([_rows(f, [(100.0 + 10 * f, 80.0), (500.0 - 10 * f, 80.0)], [0.40, 0.41]) for f in range(40)])
+    state = tracking.TrackState()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracked, state = track(state, raw.reset_index(drop=True), settings, final=True)
+    assert tracked is not None and set(tracked["face_id"]) == {-1, 0, 1}  # -1: the first, tentative frames
+    lines = [str(w.message) for w in caught if issubclass(w.category, aupipe.AupipeWarning)]
+    assert len(lines) == 1 and lines[0].startswith("face tracking was unsure on "), lines
+    with pytest.raises(aupipe.SettingsError):
+        tracking.TrackSettings(min_hits=0)

@@ -58,8 +58,7 @@ def _blank(rows: pd.DataFrame) -> pd.DataFrame:
     first = rows.drop_duplicates("frame")
     n = len(first)
     data = {
-        c: np.full(n, np.nan, dtype=first[c].dtype if first[c].dtype.kind == "f" else np.float64)
-        for c in first.columns
+        c: np.full(n, np.nan, dtype=first[c].dtype if first[c].dtype.kind == "f" else np.float64) for c in first.columns
     }
     data["frame"] = first["frame"].to_numpy()
     data["time_ms"] = first["time_ms"].to_numpy()
@@ -68,9 +67,7 @@ def _blank(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(data, index=first.index)
 
 
-def _face_rows(
-    tracked: pd.DataFrame, blank: pd.DataFrame, face_id: int, from_frame: int | None
-) -> pd.DataFrame:
+def _face_rows(tracked: pd.DataFrame, blank: pd.DataFrame, face_id: int, from_frame: int | None) -> pd.DataFrame:
     """Face ``face_id``'s rows of a chunk, and empty rows for the frames (from ``from_frame`` on,
     None = every frame) where it was not found; one row per frame, in frame order."""
     own = tracked.loc[tracked[FACE_ID].to_numpy() == face_id]
@@ -94,12 +91,13 @@ def _concat(parts: list[pd.DataFrame], by: list[str]) -> pd.DataFrame:
 def step_faces(
     chain: Chain, states: MappingOf[int, MappingOf[str, Any]], tracked: pd.DataFrame | None, final: bool,
     several: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[int, MappingOf[str, Any]]]:  # fmt: skip
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[int, MappingOf[str, Any]], pd.DataFrame | None]:  # fmt: skip
     """Step ``chain`` once per face on its rows of ``tracked`` (raw rows with ``face_id``; None
     when there are none this time). ``several``: rows of faces not found are made for the frames
     a known face missed (module doc); without it rows are taken as they are (one face, or an
     imported table). Returns the finished frame rows, labelled windows and events of every face
-    (each with ``face_id``), and every face's new stage states."""
+    (each with ``face_id``), every face's new stage states, and the rows its first frame stage let
+    out (``Chain.step_early``; None when there were none)."""
     new: dict[int, MappingOf[str, Any]] = dict(states)
     found_ids: list[int] = []
     blank = None
@@ -112,13 +110,15 @@ def step_faces(
     for face_id in found_ids:
         if face_id not in new:
             new[face_id] = chain.start()
-    frame_parts, window_parts, event_parts = [], [], []
+    frame_parts, window_parts, event_parts, early_parts = [], [], [], []
     for face_id in sorted(new):
         rows: pd.DataFrame | None = None
         if tracked is not None and len(tracked):
             if blank is not None:
-                first = None if face_id in states or face_id == 0 else int(
-                    tracked.loc[tracked[FACE_ID].to_numpy() == face_id, "frame"].min()
+                first = (
+                    None
+                    if face_id in states or face_id == 0
+                    else int(tracked.loc[tracked[FACE_ID].to_numpy() == face_id, "frame"].min())
                 )
                 rows = _face_rows(tracked, blank, face_id, first)
             else:
@@ -128,8 +128,10 @@ def step_faces(
             rows = None
         if rows is None and not final and face_id in states:
             continue  # nothing new for this face
-        face_frames, face_windows, face_events, new[face_id] = chain.step(new[face_id], rows, final)
+        face_frames, face_windows, face_events, new[face_id], early = chain.step_early(new[face_id], rows, final)
         frame_parts.append(insert_face_id(face_frames, face_id, after="frame"))
+        if early is not None and len(early):
+            early_parts.append(insert_face_id(early, face_id, after="frame"))
         window_parts.append(insert_face_id(face_windows, face_id, after="window"))
         event_parts.append(insert_face_id(face_events, face_id, after="event"))
     if not frame_parts:  # no face had anything: empty tables with every column
@@ -142,4 +144,5 @@ def step_faces(
         _concat(window_parts, ["start_ms", FACE_ID]),
         _concat(event_parts, ["onset_ms", FACE_ID]),
         new,
+        _concat(early_parts, ["frame", FACE_ID]) if early_parts else None,
     )

@@ -95,7 +95,9 @@ def stream_frames(
         )  # fmt: skip
         with bar:
             for _, batch in landmarks.detect_batches(
-                landmarker, video.iter_frames(path, settings.video), settings.chunk_frames,
+                landmarker,
+                video.iter_frames(path, settings.video),
+                settings.chunk_frames,
                 shot_changes=settings.landmarks.num_faces > 1,
             ):
                 faces += len(np.unique(batch.frame[batch.face_found]))

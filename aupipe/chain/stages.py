@@ -175,10 +175,21 @@ class Chain:
     def step(
         self, states: MappingOf[str, Any], raw: pd.DataFrame | None, final: bool = False
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        rows, window_rows, events, new, _ = self.step_early(states, raw, final)
+        return rows, window_rows, events, new
+
+    def step_early(
+        self, states: MappingOf[str, Any], raw: pd.DataFrame | None, final: bool = False
+    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
+        """``step``, and also the rows the first frame stage let out (the AU stage's: AUs final,
+        before the speech stage's 1 s look-ahead; what ``aupipe live`` shows at once)."""
         new = dict(states)
         rows = raw
-        for stage in self.frame_stages:
+        early: pd.DataFrame | None = None
+        for index, stage in enumerate(self.frame_stages):
             rows, new[stage.name] = stage.step(states[stage.name], rows, final)
+            if index == 0:
+                early = rows
         au_state = new.get("aus")
         confidence = au_state.baseline.confidence if au_state is not None and au_state.baseline is not None else np.nan
         window_rows, new[self.window_stage.name] = self.window_stage.step(
@@ -187,7 +198,7 @@ class Chain:
         events = spotting.empty_events(self.emotion_map)
         if self.event_stage is not None:
             events, new[self.event_stage.name] = self.event_stage.step(states[self.event_stage.name], rows, final)
-        return rows, window_rows, events, new
+        return rows, window_rows, events, new, early
 
 
 def default_frame_stages(

@@ -42,6 +42,7 @@ class Chunk:
     windows: pd.DataFrame
     events: pd.DataFrame = field(default_factory=spotting.empty_events)  # expression events finished by it
     interaction: pd.DataFrame = field(default_factory=interaction.empty_interaction)  # between faces, final ones
+    early_frames: pd.DataFrame | None = None  # rows with final AUs, before the speech stage (Chain.step_early)
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,11 @@ def advance(
     """
     chain = chain or build_chain(settings, emotion_map, baseline, state.external_aus)
     tracked, tracker = track(state.tracker, raw, settings, final)
-    rows, window_rows, events, new = step_faces(chain, state.faces, tracked, final, settings.several_faces)
+    rows, window_rows, events, new, early = step_faces(chain, state.faces, tracked, final, settings.several_faces)
     between, between_state = interaction.empty_interaction(), state.interaction
     if settings.several_faces:
         between, between_state = interaction.step(between_state, rows, settings.interaction, final=final)
-    return Chunk(rows, window_rows, events, between), StreamState(new, state.external_aus, tracker, between_state)
+    return Chunk(rows, window_rows, events, between, early), StreamState(new, state.external_aus, tracker, between_state)
 
 
 def stream(

@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aupipe.cli import report  # light: the report's libraries load only when the command runs
 
     report.add_report_parser(commands)
+    from aupipe.cli import live  # light: the chain loads only when the command runs
+
+    live.add_live_parser(commands)
 
     mapping = commands.add_parser("mapping", help="check or show an emotion mapping YAML file")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", metavar="ACTION", required=True)
@@ -432,6 +435,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             from aupipe.cli.report import cmd_report
 
             return cmd_report(args)
+        if args.command == "live":
+            from aupipe.cli.live import cmd_live
+
+            return cmd_live(args)
         if args.command == "train":
             from aupipe.learning.training import cmd_train
 

@@ -80,7 +80,11 @@ def _collect(
     items: Iterator[tuple[Chunk, StreamState]], emotion_map: mapping.Mapping, settings: PipelineSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every chunk's frames, windows (with ``in_event``) and events, concatenated."""
-    frame_parts, window_parts, event_parts = [], [], [insert_face_id(spotting.empty_events(emotion_map), 0, after="event")]
+    frame_parts, window_parts, event_parts = (
+        [],
+        [],
+        [insert_face_id(spotting.empty_events(emotion_map), 0, after="event")],
+    )
     for chunk, _ in items:
         if len(chunk.frames):
             frame_parts.append(chunk.frames)
@@ -122,7 +126,9 @@ def analyze_frames(
     if source is not None:
         frames = _tagged(frames, source)
     summary_settings = summary.SummarySettings.for_mapping(emotion_map)
-    clip_summary = faces.summary_table(faces.summary_faces({}, window_table, events, summary_settings), summary_settings)
+    clip_summary = faces.summary_table(
+        faces.summary_faces({}, window_table, events, summary_settings), summary_settings
+    )
     return AnalysisResult(frames, window_table, None, _info(name, frames), emotion_map.name, events, clip_summary)
 
 

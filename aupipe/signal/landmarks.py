@@ -139,7 +139,7 @@ def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator
     With ``num_faces`` > 1: ``multiface.MaskedLandmarkers``, one one-face FaceLandmarker per face
     (each face's landmarks as in a one-face run; see that module)."""
     with quiet_native_stderr():
-        import_mediapipe()
+        mp = import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
 
         model = model_bytes(settings)
@@ -161,7 +161,7 @@ def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator
             from aupipe.signal.multiface import MaskedLandmarkers
 
             with MaskedLandmarkers(
-                one_face, model, settings.num_faces, settings.min_face_detection_confidence
+                mp, one_face, model, settings.num_faces, settings.min_face_detection_confidence
             ) as landmarkers:  # fmt: skip
                 yield landmarkers
             return
@@ -245,7 +245,9 @@ def detect(
             texture_rows.append(region_texture(frame.rgb, points, float(face_width(points[None])[0])))
             shapes = result.face_blendshapes
             k = position_in_result
-            blend_rows.append(np.array([c.score for c in shapes[k]], np.float32) if len(shapes) > k and len(shapes[k]) else None)
+            blend_rows.append(
+                np.array([c.score for c in shapes[k]], np.float32) if len(shapes) > k and len(shapes[k]) else None
+            )
             matrices = result.facial_transformation_matrixes
             transform_rows.append(np.asarray(matrices[k], np.float32) if len(matrices) > k else None)
     n = len(index)

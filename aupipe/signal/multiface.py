@@ -7,7 +7,9 @@ same face's in a one-face run). Here instead each face gets its own *slot*: a Fa
 with ``num_faces`` 1 in VIDEO mode that follows it exactly as a one-face run would, fed the
 frame with the other slots' faces blacked out. The bundled model's own face detector
 (``face_detector.tflite`` inside ``face_landmarker.task``) looks for faces no slot follows, only
-while fewer than N slots are open. A slot whose face is not found for ``lost_frames`` frames is
+while fewer than N slots are open (every ``search_every``-th frame while some are; 1, the
+default: every frame — searching less often is cheaper, but a returning face is picked up
+later than a one-face run would, and its first frames then differ from that run's). A slot whose face is not found for ``lost_frames`` frames is
 closed; a slot that finds a face another slot already follows is closed as well.
 
 ``MaskedLandmarkers.detect_for_video`` answers like ``FaceLandmarker.detect_for_video`` (lists
@@ -62,15 +64,17 @@ def _grow(box: np.ndarray, factor: float) -> np.ndarray:
 
 
 class MaskedLandmarkers:
-    """Up to ``max_faces`` slots (module doc). ``make_landmarker()`` opens one one-face
-    FaceLandmarker (VIDEO mode); ``model`` is the bundled ``.task`` (its face detector is used)."""
+    """Up to ``max_faces`` slots (module doc). ``mp``: the imported mediapipe module;
+    ``make_landmarker()`` opens one one-face FaceLandmarker (VIDEO mode); ``model`` is the
+    bundled ``.task`` (its face detector is used)."""
 
     def __init__(
-        self, make_landmarker: Any, model: bytes, max_faces: int, min_detection_confidence: float = 0.5,
-        lost_frames: int = 15, mask_scale: float = 1.4,
+        self, mp: Any, make_landmarker: Any, model: bytes, max_faces: int, min_detection_confidence: float = 0.5,
+        lost_frames: int = 15, mask_scale: float = 1.4, search_every: int = 1,
     ) -> None:  # fmt: skip
         from mediapipe.tasks.python import BaseOptions, vision
 
+        self._mp = mp
         detector_model = zipfile.ZipFile(io.BytesIO(model)).read("face_detector.tflite")
         options = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=detector_model), running_mode=vision.RunningMode.VIDEO,
@@ -83,6 +87,8 @@ class MaskedLandmarkers:
         self._mask_scale = mask_scale
         self._slots: list[_Slot] = []
         self._next = 0
+        self._search_every = search_every
+        self._calls = 0
 
     def close(self) -> None:
         """Close every slot's landmarker and the detector."""
@@ -111,8 +117,9 @@ class MaskedLandmarkers:
 
     def _open_new(self, mp: Any, rgb: np.ndarray, timestamp_ms: int) -> None:
         """Open a slot for each face the detector finds that no slot follows (up to ``max_faces``)."""
-        if len(self._slots) >= self._max:
-            return
+        self._calls += 1
+        if len(self._slots) >= self._max or (self._slots and self._calls % self._search_every):
+            return  # all slots busy, or some open and this is not a search frame
         height, width = rgb.shape[:2]
         found = self._detector.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), timestamp_ms)
         for detection in found.detections:
@@ -128,9 +135,7 @@ class MaskedLandmarkers:
 
     def detect_for_video(self, image: Any, timestamp_ms: int) -> MultiFaceResult:
         """The faces of one frame (``mediapipe.Image``, SRGB), one per open slot that found its face."""
-        from aupipe.signal.landmarks import import_mediapipe
-
-        mp = import_mediapipe()
+        mp = self._mp
         rgb = image.numpy_view()
         height, width = rgb.shape[:2]
         self._open_new(mp, rgb, timestamp_ms)

@@ -264,7 +264,9 @@ def _frame(
     return ids, new
 
 
-def step(state: TrackState, raw: pd.DataFrame, settings: TrackSettings = TrackSettings()) -> tuple[pd.DataFrame, TrackState]:
+def step(
+    state: TrackState, raw: pd.DataFrame, settings: TrackSettings = TrackSettings()
+) -> tuple[pd.DataFrame, TrackState]:
     """Give each row of a raw frame table (one row per face found, ``face_found`` False rows for
     frames without one; ``TRACK_INPUT_COLUMNS`` present) its ``face_id`` (-1 on rows without a
     face); returns the rows without the tracker's input columns, and the new state. Frames must
