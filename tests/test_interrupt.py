@@ -16,7 +16,8 @@ from .conftest import looped_clip
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # ~75 s of video; frame rows appear after its first 30 s, so 45 s are left when the tests interrupt
+    # ~75 s of video; with a given neutral (0-2 s) frame rows appear after 2 s, so most of it is left
+    # when the tests interrupt
     return looped_clip("HAP", 40, tmp_path_factory.mktemp("long") / "long.avi")
 
 
@@ -30,7 +31,8 @@ def frame_count(video: Path) -> int:
 
 
 def start(video: Path, out: Path, workers: int = 0) -> subprocess.Popen[str]:
-    command = ["run", str(video), "-o", str(out / "w.csv"), "--frames", str(out / "f.csv"), "--workers", str(workers)]
+    command = ["run", str(video), "-o", str(out / "w.csv"), "--frames", str(out / "f.csv"), "--workers", str(workers),
+               "--neutral", "0-2s"]  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "aupipe", *command],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -48,7 +50,7 @@ def _rows(part: Path) -> int:
 
 def wait_for_work(process: subprocess.Popen[str], out: Path) -> int:
     """Wait for evidence of progress, not for a fixed time: the frame table's temporary file holds
-    frame rows (they come once the baseline's 30 s are processed) while the run goes on. Returns
+    frame rows (they come once the neutral's 2 s are processed) while the run goes on. Returns
     the rows seen. The deadline is only a guard against a hung run, however slow the machine."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

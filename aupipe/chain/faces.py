@@ -90,14 +90,14 @@ def _concat(parts: list[pd.DataFrame], by: list[str]) -> pd.DataFrame:
 
 def step_faces(
     chain: Chain, states: MappingOf[int, MappingOf[str, Any]], tracked: pd.DataFrame | None, final: bool,
-    several: bool,
+    several: bool, hold: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[int, MappingOf[str, Any]], pd.DataFrame | None]:  # fmt: skip
     """Step ``chain`` once per face on its rows of ``tracked`` (raw rows with ``face_id``; None
     when there are none this time). ``several``: rows of faces not found are made for the frames
     a known face missed (module doc); without it rows are taken as they are (one face, or an
     imported table). Returns the finished frame rows, labelled windows and events of every face
     (each with ``face_id``), every face's new stage states, and the rows its first frame stage let
-    out (``Chain.step_early``; None when there were none)."""
+    out (``Chain.step_early``, whose ``hold`` this passes on; None when there were none)."""
     new: dict[int, MappingOf[str, Any]] = dict(states)
     found_ids: list[int] = []
     blank = None
@@ -128,7 +128,7 @@ def step_faces(
             rows = None
         if rows is None and not final and face_id in states:
             continue  # nothing new for this face
-        face_frames, face_windows, face_events, new[face_id], early = chain.step_early(new[face_id], rows, final)
+        face_frames, face_windows, face_events, new[face_id], early = chain.step_early(new[face_id], rows, final, hold)
         frame_parts.append(insert_face_id(face_frames, face_id, after="frame"))
         if early is not None and len(early):
             early_parts.append(insert_face_id(early, face_id, after="frame"))

@@ -35,6 +35,9 @@ __all__ = [
 ]  # fmt: skip
 
 
+HELD = "held_rows"  # Chain state key: first-stage rows waiting for the later stages (step_early's hold)
+
+
 def _some(rows: pd.DataFrame | None) -> pd.DataFrame | None:
     """``rows``, or None when there are none (what the signal stages' ``step`` expect)."""
     return rows if rows is not None and len(rows) else None
@@ -179,17 +182,28 @@ class Chain:
         return rows, window_rows, events, new
 
     def step_early(
-        self, states: MappingOf[str, Any], raw: pd.DataFrame | None, final: bool = False
+        self, states: MappingOf[str, Any], raw: pd.DataFrame | None, final: bool = False, hold: bool = False
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
         """``step``, and also the rows the first frame stage let out (the AU stage's: AUs final,
-        before the speech stage's 1 s look-ahead; what ``aupipe live`` shows at once)."""
+        before the speech stage's 1 s look-ahead; what ``aupipe live`` shows at once). With
+        ``hold`` (and not ``final``) only the first stage runs: its rows wait in the state
+        (``HELD``) for the next call without ``hold``, so the later stages run less often on
+        bigger chunks; any such split gives the same rows, windows and events."""
         new = dict(states)
-        rows = raw
-        early: pd.DataFrame | None = None
-        for index, stage in enumerate(self.frame_stages):
+        first = self.frame_stages[0]
+        early, new[first.name] = first.step(states[first.name], raw, final)
+        held = states.get(HELD)
+        waiting = [p for p in (held, early) if p is not None and len(p)]
+        rows: pd.DataFrame | None = pd.concat(waiting, ignore_index=True) if len(waiting) > 1 else (
+            waiting[0] if waiting else early
+        )  # fmt: skip
+        if hold and not final:
+            new[HELD] = rows if rows is not None and len(rows) else None
+            nothing = rows.iloc[0:0] if rows is not None else pd.DataFrame()
+            return nothing, pd.DataFrame(), spotting.empty_events(self.emotion_map), new, early
+        new.pop(HELD, None)  # the states hold stage states only, unless rows are held
+        for stage in self.frame_stages[1:]:
             rows, new[stage.name] = stage.step(states[stage.name], rows, final)
-            if index == 0:
-                early = rows
         au_state = new.get("aus")
         confidence = au_state.baseline.confidence if au_state is not None and au_state.baseline is not None else np.nan
         window_rows, new[self.window_stage.name] = self.window_stage.step(

@@ -110,17 +110,19 @@ def advance(
     final: bool = False,
     baseline: aus.Baseline | None = None,
     chain: Chain | None = None,
+    hold: bool = False,
 ) -> tuple[Chunk, StreamState]:
     """Push raw frame rows through the chain (``stages.build_chain``: AUs -> speech -> windows ->
     emotions, and events); ``final`` flushes every stage.
 
     Returns the finished frame rows, labelled windows and events, and the new state. Pure: the
     state passed in is not changed, so an interrupted caller can always flush from the last
-    state. ``chain`` replaces the default wiring (e.g. another AU backend's stage).
+    state. ``chain`` replaces the default wiring (e.g. another AU backend's stage). ``hold``:
+    only the AU stage runs now (``Chunk.early_frames``), the rest on a later call (``Chain.step_early``).
     """
     chain = chain or build_chain(settings, emotion_map, baseline, state.external_aus)
     tracked, tracker = track(state.tracker, raw, settings, final)
-    rows, window_rows, events, new, early = step_faces(chain, state.faces, tracked, final, settings.several_faces)
+    rows, window_rows, events, new, early = step_faces(chain, state.faces, tracked, final, settings.several_faces, hold)
     between, between_state = interaction.empty_interaction(), state.interaction
     if settings.several_faces:
         between, between_state = interaction.step(between_state, rows, settings.interaction, final=final)

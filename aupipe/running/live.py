@@ -64,11 +64,15 @@ EVENT_FIELDS: tuple[str, ...] = ("onset_ms", "apex_ms", "offset_ms", "kind", "au
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """frames: send ``frame`` records; status_every_s: a ``status`` record this often (s);
+    """frames: send ``frame`` records; later_stages_every_ms: the AU stage runs on every batch of
+    frames, the later ones (speech, windows, spotting) once this much video has come (ms; their
+    cost is mostly per call, so this keeps up with 30 fps on 2 cores; windows wait at most this
+    long more); status_every_s: a ``status`` record this often (s);
     rotate_min: start new table files this often (minutes; None: one set of files);
     table_format: "csv" or "parquet"; frame_table: also write the frame table."""
 
     frames: bool = True
+    later_stages_every_ms: float = 200.0
     status_every_s: float = 5.0
     rotate_min: float | None = None
     table_format: str = "csv"
@@ -216,6 +220,7 @@ def live(
     started = time.monotonic()
     next_status = started + live_settings.status_every_s
     committed = False
+    last_full_ms = -np.inf
     with LiveSource(source, source_settings) as reader:
         yield {"type": "start", "source": str(source), "kind": reader.kind, "faces": settings.landmarks.num_faces,
                "mapping": emotion_map.name, "version": __version__, "wall_time_s": time.time()}  # fmt: skip
@@ -233,7 +238,11 @@ def live(
                         timestamp = max(int(round(batch[-1].frame.time_ms)), timestamp + len(batch))
                         histogram = landmarks.frame_histogram(batch[-1].frame.rgb) if several else None
                         raw = frame_table(found, settings)
-                    chunk, state = advance(state, raw, emotion_map, settings, final=final, chain=chain)
+                    newest_ms = clock.latest_ms
+                    hold = not final and newest_ms - last_full_ms < live_settings.later_stages_every_ms
+                    chunk, state = advance(state, raw, emotion_map, settings, final=final, chain=chain, hold=hold)
+                    if not hold:
+                        last_full_ms = newest_ms
                     now = time.monotonic()
                     shown: list[dict[str, Any]] = []
                     if live_settings.frames and chunk.early_frames is not None and len(chunk.early_frames):

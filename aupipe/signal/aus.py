@@ -485,14 +485,15 @@ def intensity(
 
 def finish(raw_intensity: pd.DataFrame, settings: AuSettings = AuSettings()) -> pd.DataFrame:
     """Filtered intensities (``AUxx_r`` ...) plus presence columns (``AUxx_c``: 1.0/0.0, NaN w/o face)."""
-    values = raw_intensity[au_columns()].to_numpy(dtype=np.float64)
+    columns = au_columns()
+    values = raw_intensity[columns].to_numpy(dtype=np.float64)
     if settings.smooth:
         values = smooth(values)
-    table = pd.DataFrame(values, columns=au_columns(), index=raw_intensity.index)
-    for au in AU_NAMES:
-        column = table[f"{au}_r"]
-        table[f"{au}_c"] = np.where(column.isna(), np.nan, (column >= settings.presence_threshold).astype(float))
-    return table
+    main = values[:, [columns.index(f"{au}_r") for au in AU_NAMES]]
+    with np.errstate(invalid="ignore"):
+        presence = np.where(np.isnan(main), np.nan, (main >= settings.presence_threshold).astype(np.float64))
+    data = np.concatenate([values, presence], axis=1)  # one block: no column-by-column inserts
+    return pd.DataFrame(data, columns=[*columns, *presence_columns()], index=raw_intensity.index)
 
 
 @dataclass(frozen=True)

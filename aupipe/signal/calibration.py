@@ -19,6 +19,8 @@ side's signals (``AUxx_left_r`` / ``AUxx_right_r``); ``AUxx_r`` applies it to th
 
 from __future__ import annotations
 
+from typing import Any
+
 import functools
 import hashlib
 import json
@@ -262,37 +264,45 @@ def _parse(name: str) -> tuple[str, str, float]:
     return kind, stem.lstrip("+-"), sign
 
 
+def _mean_of(table: Any, names: list[str]) -> np.ndarray:
+    """Row means (n,) of the columns ``names`` of a DataFrame or a dict of (n,) arrays."""
+    if len(names) == 1:
+        return np.asarray(table[names[0]], dtype=np.float64)
+    return np.stack([np.asarray(table[n], dtype=np.float64) for n in names], axis=1).mean(axis=1)
+
+
 def signal_values(
-    name: str, au: str, side: str | None, blendshapes: pd.DataFrame, measures: pd.DataFrame,
-    neutral_blendshape: pd.Series, neutral_geometry: pd.Series, hand: pd.DataFrame,
+    name: str, au: str, side: str | None, blendshapes: Any, measures: Any,
+    neutral_blendshape: pd.Series, neutral_geometry: pd.Series, hand: Any,
 ) -> np.ndarray:  # fmt: skip
     """One signal (n,) for ``side`` ("left", "right" or None = the mean of both sides).
 
     blendshapes: (n, 52+) raw scores named as MediaPipe (``mouthSmileLeft``...) and appearance
     textures (``a_gx_glabella``...); measures: (n, k)
     ``aus.MEASURES``; neutral_*: the person's neutral of both; hand: hand-scaled ``au_columns()``.
+    The tables are DataFrames or dicts of (n,) arrays by column name (the same values either way).
     """
     kind, stem, sign = _parse(name)
     if kind == "hand":
-        column = f"{au}_{side}_r" if side and f"{au}_{side}_r" in hand.columns else f"{au}_r"
-        return hand[column].to_numpy(dtype=np.float64)
+        column = f"{au}_{side}_r" if side and f"{au}_{side}_r" in hand else f"{au}_r"
+        return np.asarray(hand[column], dtype=np.float64)
     if kind in ("a", "ad"):
-        sided = f"a_{stem}_left" in blendshapes.columns
+        sided = f"a_{stem}_left" in blendshapes
         names = ([f"a_{stem}_{side}"] if side else [f"a_{stem}_left", f"a_{stem}_right"]) if sided else [f"a_{stem}"]
-        value = blendshapes[names].to_numpy(dtype=np.float64).mean(axis=1)
+        value = _mean_of(blendshapes, names)
         if kind == "ad":
             value = value - float(np.mean([neutral_blendshape.get(n, np.nan) for n in names]))
         return value
     if kind in ("bs", "bsd"):
-        sided = f"{stem}Left" in blendshapes.columns
+        sided = f"{stem}Left" in blendshapes
         names = ([f"{stem}{side.title()}"] if side else [f"{stem}Left", f"{stem}Right"]) if sided else [stem]
-        value = blendshapes[names].to_numpy(dtype=np.float64).mean(axis=1)
+        value = _mean_of(blendshapes, names)
         if kind == "bsd":
             value = value - float(np.mean([neutral_blendshape[n] for n in names]))
         return value
-    sided = f"{stem}_left" in measures.columns
+    sided = f"{stem}_left" in measures
     names = ([f"{stem}_{side}"] if side else [f"{stem}_left", f"{stem}_right"]) if sided else [stem]
-    value = measures[names].to_numpy(dtype=np.float64).mean(axis=1)
+    value = _mean_of(measures, names)
     return sign * (value - float(np.mean([neutral_geometry[n] for n in names])))
 
 
@@ -324,16 +334,21 @@ def calibrated_intensity(
     """
     from aupipe.signal.facs import SIDED_AUS
 
-    out = hand.copy()
+    def arrays(table: pd.DataFrame) -> dict[str, np.ndarray]:  # column lookups in a dict, not a DataFrame
+        values = table.to_numpy(dtype=np.float64)
+        return {c: values[:, i] for i, c in enumerate(table.columns)}
+
+    shapes, geometry, scaled = arrays(blendshapes), arrays(measures), arrays(hand)
+    out = dict(scaled)
     for au, m in calibration.maps.items():
         if m.form == "hand":
             continue
         sides: tuple[str | None, ...] = (None, "left", "right") if au in SIDED_AUS else (None,)
         for side in sides:
             columns = [
-                signal_values(name, au, side, blendshapes, measures, neutral_blendshape, neutral_geometry, hand)
+                signal_values(name, au, side, shapes, geometry, neutral_blendshape, neutral_geometry, scaled)
                 for name in m.signals
             ]
             target = f"{au}_{side}_r" if side else f"{au}_r"
             out[target] = apply_map(m, np.stack(columns, axis=1))
-    return out
+    return pd.DataFrame(out, index=hand.index)
