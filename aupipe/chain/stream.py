@@ -126,7 +126,9 @@ def advance(
     between, between_state = interaction.empty_interaction(), state.interaction
     if settings.several_faces:
         between, between_state = interaction.step(between_state, rows, settings.interaction, final=final)
-    return Chunk(rows, window_rows, events, between, early), StreamState(new, state.external_aus, tracker, between_state)
+    return Chunk(rows, window_rows, events, between, early), StreamState(
+        new, state.external_aus, tracker, between_state
+    )
 
 
 def stream(
