@@ -41,7 +41,7 @@ Figures:
 Targets (issue 19), printed beside the figures: median capture -> frame-record latency <= 100 ms,
 p95 <= 250 ms, drop rate 0, at 30 fps 640x360 on 2 cores. The CPU count is that of
 ``os.sched_getaffinity``; run it with nothing else heavy running. Takes D plus however far the
-reader fell behind, plus a few seconds to build the clip (D = 60: about 80 s on 2 cores).
+reader fell behind, plus a few seconds to build the clip (D = 60: about 65 s on 2 cores).
 
 Usage: python benchmarks/live.py [--duration-s 60] [--faces 1] [--calibration-s 5]
        [--events [--n-micro 6 --n-macro 2 --seed 1]] [--span-s 10] [--no-breakdown]

@@ -124,8 +124,10 @@ def advance(
     tracked, tracker = track(state.tracker, raw, settings, final)
     rows, window_rows, events, new, early = step_faces(chain, state.faces, tracked, final, settings.several_faces, hold)
     between, between_state = interaction.empty_interaction(), state.interaction
-    if settings.several_faces:
-        between, between_state = interaction.step(between_state, rows, settings.interaction, final=final)
+    if settings.several_faces and (final or len(rows)):
+        between, between_state = interaction.step(
+            between_state, rows if len(rows) else None, settings.interaction, final=final
+        )
     return Chunk(rows, window_rows, events, between, early), StreamState(
         new, state.external_aus, tracker, between_state
     )

@@ -221,93 +221,93 @@ def live(
     next_status = started + live_settings.status_every_s
     committed = False
     last_full_ms = -np.inf
-    with LiveSource(source, source_settings) as reader:
-        yield {"type": "start", "source": str(source), "kind": reader.kind, "faces": settings.landmarks.num_faces,
-               "mapping": emotion_map.name, "version": __version__, "wall_time_s": time.time()}  # fmt: skip
-        try:
-            with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker:
-                timestamp, histogram = -1, None
-                batches = reader.batches()
-                while True:
-                    batch = next(batches, None)
-                    final = batch is None or (stop is not None and stop())
-                    raw = None
-                    if batch is not None:
-                        clock.add(batch)
-                        found = landmarks.detect(landmarker, [c.frame for c in batch], timestamp, histogram, several)
-                        timestamp = max(int(round(batch[-1].frame.time_ms)), timestamp + len(batch))
-                        histogram = landmarks.frame_histogram(batch[-1].frame.rgb) if several else None
-                        raw = frame_table(found, settings)
-                    newest_ms = clock.latest_ms
-                    hold = not final and newest_ms - last_full_ms < live_settings.later_stages_every_ms
-                    chunk, state = advance(state, raw, emotion_map, settings, final=final, chain=chain, hold=hold)
-                    if not hold:
-                        last_full_ms = newest_ms
-                    now = time.monotonic()
-                    shown: list[dict[str, Any]] = []
-                    if live_settings.frames and chunk.early_frames is not None and len(chunk.early_frames):
-                        early = chunk.early_frames
-                        for record in _records(early, "frame", ("frame", "face_id", "time_ms"), FRAME_FIELDS):
-                            captured = clock.by_frame.get(int(record["frame"]))
-                            record["latency_ms"] = None if captured is None else round((now - captured) * 1000, 1)
-                            shown.append(record)
-                            yield record
-                    for record in _records(chunk.windows, "window", ("window", "face_id"), WINDOW_FIELDS):
-                        closed = clock.at(float(record["end_ms"]))
-                        record["latency_ms"] = None if closed is None else round(max(now - closed, 0) * 1000, 1)
-                        record["in_event"] = False
-                        face = int(record["face_id"])
-                        recent_windows.setdefault(face, deque(maxlen=2000)).append(
-                            (int(record["window"]), float(record["start_ms"]), float(record["end_ms"]))
-                        )
+    reader = LiveSource(source, source_settings)  # started once the model is loaded: no frame lost to that
+    yield {"type": "start", "source": str(source), "kind": reader.kind, "faces": settings.landmarks.num_faces,
+           "mapping": emotion_map.name, "version": __version__, "wall_time_s": time.time()}  # fmt: skip
+    try:
+        with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker, reader:
+            timestamp, histogram = -1, None
+            batches = reader.batches()
+            while True:
+                batch = next(batches, None)
+                final = batch is None or (stop is not None and stop())
+                raw = None
+                if batch is not None:
+                    clock.add(batch)
+                    found = landmarks.detect(landmarker, [c.frame for c in batch], timestamp, histogram, several)
+                    timestamp = max(int(round(batch[-1].frame.time_ms)), timestamp + len(batch))
+                    histogram = landmarks.frame_histogram(batch[-1].frame.rgb) if several else None
+                    raw = frame_table(found, settings)
+                newest_ms = clock.latest_ms
+                hold = not final and newest_ms - last_full_ms < live_settings.later_stages_every_ms
+                chunk, state = advance(state, raw, emotion_map, settings, final=final, chain=chain, hold=hold)
+                if not hold:
+                    last_full_ms = newest_ms
+                now = time.monotonic()
+                shown: list[dict[str, Any]] = []
+                if live_settings.frames and chunk.early_frames is not None and len(chunk.early_frames):
+                    early = chunk.early_frames
+                    for record in _records(early, "frame", ("frame", "face_id", "time_ms"), FRAME_FIELDS):
+                        captured = clock.by_frame.get(int(record["frame"]))
+                        record["latency_ms"] = None if captured is None else round((now - captured) * 1000, 1)
                         shown.append(record)
                         yield record
-                        if last_label.get(face) != record["emotion"]:
-                            yield {"type": "label", "face_id": face, "time_ms": record["start_ms"],
-                                   "emotion": record["emotion"], "core_emotion": record["core_emotion"],
-                                   "previous_emotion": last_label.get(face)}  # fmt: skip
-                            last_label[face] = str(record["emotion"])
-                    for record in _records(chunk.events, "event", ("event", "face_id"), EVENT_FIELDS):
-                        record["delay_ms"] = round(clock.latest_ms - float(record["offset_ms"]), 1)
-                        at_offset = clock.at(float(record["offset_ms"]))
-                        record["latency_ms"] = None if at_offset is None else round(max(now - at_offset, 0) * 1000, 1)
-                        yield record
-                        face = int(record["face_id"])
-                        for window, start_ms, end_ms in recent_windows.get(face, ()):
-                            if start_ms < float(record["offset_ms"]) and end_ms > float(record["onset_ms"]):
-                                yield {"type": "window_update", "face_id": face, "window": window, "in_event": True}
-                    counts["frames"] += int((chunk.frames["face_id"].to_numpy() == 0).sum())  # face 0: every frame
-                    counts["windows"] += len(chunk.windows)
-                    counts["events"] += len(chunk.events)
-                    if tables is not None:
-                        window_rows = chunk.windows
-                        if settings.spotting is not None:
-                            window_rows, flags = faces.flag_faces(flags, window_rows, chunk.events, state, final)
-                        tables.write("windows", window_rows)
-                        tables.write("events", chunk.events)
-                        tables.write("frames", chunk.frames)
-                        tables.maybe_rotate()
-                    if preview is not None and batch is not None:
-                        preview(batch[-1].frame.rgb, shown)
-                    if now >= next_status:
-                        next_status = now + live_settings.status_every_s
-                        yield {"type": "status", "time_ms": _value(clock.latest_ms), "read": reader.n_read,
-                               "dropped": reader.n_dropped, "processed": counts["frames"],
-                               "fps": round(counts["frames"] / max(now - started, 1e-9), 2)}  # fmt: skip
-                    if final:
-                        break
-            if tables is not None:
-                tables.commit()
-                committed = True
-        except (KeyboardInterrupt, GeneratorExit):
-            if tables is not None and not committed:
-                tables.commit()  # what was computed is kept, each file whole
-                committed = True
-            raise
-        finally:
-            if tables is not None and not committed:
-                tables.abort()  # an error: no half-made files
-        reason = reader.end_reason or "stopped"
+                for record in _records(chunk.windows, "window", ("window", "face_id"), WINDOW_FIELDS):
+                    closed = clock.at(float(record["end_ms"]))
+                    record["latency_ms"] = None if closed is None else round(max(now - closed, 0) * 1000, 1)
+                    record["in_event"] = False
+                    face = int(record["face_id"])
+                    recent_windows.setdefault(face, deque(maxlen=2000)).append(
+                        (int(record["window"]), float(record["start_ms"]), float(record["end_ms"]))
+                    )
+                    shown.append(record)
+                    yield record
+                    if last_label.get(face) != record["emotion"]:
+                        yield {"type": "label", "face_id": face, "time_ms": record["start_ms"],
+                               "emotion": record["emotion"], "core_emotion": record["core_emotion"],
+                               "previous_emotion": last_label.get(face)}  # fmt: skip
+                        last_label[face] = str(record["emotion"])
+                for record in _records(chunk.events, "event", ("event", "face_id"), EVENT_FIELDS):
+                    record["delay_ms"] = round(clock.latest_ms - float(record["offset_ms"]), 1)
+                    at_offset = clock.at(float(record["offset_ms"]))
+                    record["latency_ms"] = None if at_offset is None else round(max(now - at_offset, 0) * 1000, 1)
+                    yield record
+                    face = int(record["face_id"])
+                    for window, start_ms, end_ms in recent_windows.get(face, ()):
+                        if start_ms < float(record["offset_ms"]) and end_ms > float(record["onset_ms"]):
+                            yield {"type": "window_update", "face_id": face, "window": window, "in_event": True}
+                counts["frames"] += int((chunk.frames["face_id"].to_numpy() == 0).sum())  # face 0: every frame
+                counts["windows"] += len(chunk.windows)
+                counts["events"] += len(chunk.events)
+                if tables is not None:
+                    window_rows = chunk.windows
+                    if settings.spotting is not None:
+                        window_rows, flags = faces.flag_faces(flags, window_rows, chunk.events, state, final)
+                    tables.write("windows", window_rows)
+                    tables.write("events", chunk.events)
+                    tables.write("frames", chunk.frames)
+                    tables.maybe_rotate()
+                if preview is not None and batch is not None:
+                    preview(batch[-1].frame.rgb, shown)
+                if now >= next_status:
+                    next_status = now + live_settings.status_every_s
+                    yield {"type": "status", "time_ms": _value(clock.latest_ms), "read": reader.n_read,
+                           "dropped": reader.n_dropped, "processed": counts["frames"],
+                           "fps": round(counts["frames"] / max(now - started, 1e-9), 2)}  # fmt: skip
+                if final:
+                    break
+        if tables is not None:
+            tables.commit()
+            committed = True
+    except (KeyboardInterrupt, GeneratorExit):
+        if tables is not None and not committed:
+            tables.commit()  # what was computed is kept, each file whole
+            committed = True
+        raise
+    finally:
+        if tables is not None and not committed:
+            tables.abort()  # an error: no half-made files
+    reason = reader.end_reason or "stopped"
     yield {"type": "end", "reason": reason, "read": reader.n_read, "dropped": reader.n_dropped,
            "frames": counts["frames"], "windows": counts["windows"], "events": counts["events"],
            "tables": [str(p) for p in tables.written] if tables is not None else []}  # fmt: skip

@@ -106,18 +106,26 @@ class LiveSource:
         self._thread.join(timeout=5.0)
 
     def _put(self, item: Captured | None) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                if item is not None and self.settings.drop:
+        """Queue ``item``. With ``drop``, a full queue loses its oldest frame at once (counted):
+        the reader never waits for processing. Without it, and for the end mark, it waits."""
+        if item is not None and self.settings.drop:
+            while True:
+                try:
+                    self._queue.put_nowait(item)
+                    return
+                except queue.Full:
                     try:
                         self._queue.get_nowait()
                         with self._lock:
                             self.n_dropped += 1
                     except queue.Empty:
                         pass
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def _frames(self) -> Iterator[video.Frame]:
         if self.kind == "file":
