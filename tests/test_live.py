@@ -113,3 +113,17 @@ def test_bad_source_settings_are_refused(settings: dict[str, int]) -> None:
         SourceSettings(**settings)
     with pytest.raises(aupipe.SettingsError, match="cannot wait"):
         LiveSource(0, SourceSettings(drop=False))
+
+
+def test_live_follows_several_faces(tmp_path: Path) -> None:
+    """``faces=2`` on a two-person composite: frame and window records of both faces, and the
+    between-face stage copes with chunks the later stages have not run on yet."""
+    from benchmarks import faces_footage
+
+    video = tmp_path / "two.avi"
+    faces_footage.two_people(video, 2.5)
+    records = list(aupipe.live(video, faces=2, realtime=False, calibration_s=1.0))
+    assert records[-1]["type"] == "end"
+    frames = [r for r in records if r["type"] == "frame" and r["face_found"]]
+    windows = [r for r in records if r["type"] == "window"]
+    assert {r["face_id"] for r in frames} == {0, 1} and {r["face_id"] for r in windows} == {0, 1}
