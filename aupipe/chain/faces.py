@@ -26,14 +26,20 @@ from aupipe.signal import tracking
 __all__ = ["FACE_ID", "insert_face_id", "step_faces", "track"]
 
 FACE_ID = "face_id"  # OpenFace's column name
+_NARROW = 400  # tables up to this many columns (all but frame tables with landmarks) take an insert
 
 
 def insert_face_id(table: pd.DataFrame, face_id: int | np.ndarray, after: str | None = None) -> pd.DataFrame:
     """``table`` with a ``face_id`` column (int64) after column ``after`` (first when absent/None)."""
     out = table.drop(columns=[FACE_ID]) if FACE_ID in table.columns else table
     position = int(out.columns.get_loc(after)) + 1 if after is not None and after in out.columns else 0
-    column = pd.DataFrame({FACE_ID: np.broadcast_to(np.asarray(face_id, dtype=np.int64), (len(out),))}, index=out.index)
-    return pd.concat([out.iloc[:, :position], column, out.iloc[:, position:]], axis=1)  # not insert: wide tables
+    ids = np.broadcast_to(np.asarray(face_id, dtype=np.int64), (len(out),)).copy()
+    if out.shape[1] <= _NARROW:  # a shallow copy and one insert: cheap, and a narrow table has few blocks
+        out = out.copy(deep=False)
+        out.insert(position, FACE_ID, ids)
+        return out
+    column = pd.DataFrame({FACE_ID: ids}, index=out.index)
+    return pd.concat([out.iloc[:, :position], column, out.iloc[:, position:]], axis=1)  # wide (landmarks): no insert
 
 
 def track(

@@ -25,6 +25,8 @@ of ``interaction`` on the whole table. Imports numpy, pandas and aupipe.errors o
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -93,9 +95,14 @@ class InteractionState:
     rises_done_ms: float = -math.inf
 
 
-def empty_interaction() -> pd.DataFrame:
-    """The interaction table with no rows, typed."""
+@functools.lru_cache(maxsize=1)
+def _empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _TYPES.items()})
+
+
+def empty_interaction() -> pd.DataFrame:
+    """The interaction table with no rows, typed (made once; each call gets its own copy)."""
+    return _empty().copy()
 
 
 def _piece(kind: str, face_a: int, face_b: int, au: str, start_ms: np.ndarray, end_ms: np.ndarray, r: np.ndarray,

@@ -72,7 +72,7 @@ class LiveSettings:
     table_format: "csv" or "parquet"; frame_table: also write the frame table."""
 
     frames: bool = True
-    later_stages_every_ms: float = 200.0
+    later_stages_every_ms: float = 500.0
     status_every_s: float = 5.0
     rotate_min: float | None = None
     table_format: str = "csv"

@@ -146,8 +146,9 @@ def blendshape_intensity(blendshapes: np.ndarray, settings: AuSettings = AuSetti
             sides[f"{au}_left_r"] = left if left is not None else combined
             sides[f"{au}_right_r"] = right if right is not None else combined
     columns.update(sides)
-    frame = pd.DataFrame(columns)[au_columns()]
-    return (frame * settings.gain).clip(0.0, 5.0)
+    names = au_columns()
+    values = np.stack([columns[c] for c in names], axis=1) if len(scores) else np.zeros((0, len(names)))
+    return pd.DataFrame(np.clip(values * settings.gain, 0.0, 5.0), columns=names)
 
 
 def geometric_measures(mesh: np.ndarray) -> pd.DataFrame:
@@ -201,21 +202,24 @@ def geometric_intensity(measures: pd.DataFrame, neutral: pd.Series) -> pd.DataFr
     def scaled(delta: pd.Series | np.ndarray, e_level: float) -> np.ndarray:
         return np.clip(np.asarray(delta, dtype=np.float64) / e_level * 5.0, 0.0, 5.0)
 
+    values = measures.to_numpy(dtype=np.float64)
+    column = {name: values[:, j] for j, name in enumerate(measures.columns)}  # array lookups, not Series
+
     def delta(name: str) -> np.ndarray:
-        return measures[name].to_numpy(dtype=np.float64) - float(neutral[name])
+        return column[name] - float(neutral[name])
 
     out: dict[str, np.ndarray] = {}
-    lips_closed = measures["lip_gap"].to_numpy(dtype=np.float64) < 0.01
+    lips_closed = column["lip_gap"] < 0.01
     for au, spec in GEOMETRY_AUS.items():
         if spec is None:
             continue
         stem, sign, e_level = spec
         if au == "AU25":
-            out[f"{au}_r"] = scaled(measures["lip_gap"].to_numpy() - max(float(neutral["lip_gap"]), 0.0), e_level)
+            out[f"{au}_r"] = scaled(column["lip_gap"] - max(float(neutral["lip_gap"]), 0.0), e_level)
             continue
         if au == "AU43":
             per_side = [
-                scaled(1.0 - measures[f"eye_aperture_{s}"] / max(float(neutral[f"eye_aperture_{s}"]), 1e-6), e_level)
+                scaled(1.0 - column[f"eye_aperture_{s}"] / max(float(neutral[f"eye_aperture_{s}"]), 1e-6), e_level)
                 for s in SIDES
             ]
         elif stem in ("lip_thickness", "chin_y", "jaw_y"):
@@ -237,10 +241,11 @@ def geometric_intensity(measures: pd.DataFrame, neutral: pd.Series) -> pd.DataFr
         if au in SIDED_AUS:
             out[f"{au}_left_r"] = left
             out[f"{au}_right_r"] = right
-    nan_rows = measures.isna().any(axis=1).to_numpy()
-    table = pd.DataFrame(out, index=measures.index)
-    table.loc[nan_rows] = np.nan
-    return table[[c for c in au_columns() if c in table.columns]]
+    nan_rows = np.isnan(values).any(axis=1)
+    names = [c for c in au_columns() if c in out]
+    data = np.stack([out[c] for c in names], axis=1) if names else np.zeros((len(values), 0))
+    data[nan_rows] = np.nan
+    return pd.DataFrame(data, columns=names, index=measures.index)
 
 
 def expressiveness(blendshape_au: pd.DataFrame) -> np.ndarray:
@@ -468,13 +473,18 @@ def intensity(
     """
     from aupipe.signal.calibration import calibrated_intensity, load_calibration
 
-    from_blendshapes = (blendshape_au - baseline.blendshape).clip(lower=0.0, upper=5.0)
+    columns = au_columns()
+    offsets = baseline.blendshape.reindex(columns).to_numpy(dtype=np.float64)
+    from_blendshapes = np.clip(blendshape_au[columns].to_numpy(dtype=np.float64) - offsets, 0.0, 5.0)
     from_geometry = geometric_intensity(measures, baseline.geometry)
-    combined = from_blendshapes.copy()
+    mixed = from_blendshapes.copy()  # arrays, not per-column DataFrame assignments: a live call is 1-2 rows
     w = settings.blendshape_weight
-    for column in from_geometry.columns:
-        combined[column] = w * from_blendshapes[column].to_numpy() + (1 - w) * from_geometry[column].to_numpy()
-    combined = combined[au_columns()]
+    position = {c: j for j, c in enumerate(columns)}
+    geometry = from_geometry.to_numpy(dtype=np.float64)
+    for k, column in enumerate(from_geometry.columns):
+        j = position[column]
+        mixed[:, j] = w * from_blendshapes[:, j] + (1 - w) * geometry[:, k]
+    combined = pd.DataFrame(mixed, columns=columns, index=blendshape_au.index)
     calibration = load_calibration(settings.calibration)
     if calibration.maps and blendshapes is not None and baseline.raw_blendshape is not None:
         return calibrated_intensity(

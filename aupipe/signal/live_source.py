@@ -34,7 +34,7 @@ class SourceSettings:
     realtime: play a file at its own pace (False: as fast as it can be processed);
     open_timeout_s: how long a camera or stream may take to give its first frame (s)."""
 
-    queue_frames: int = 2
+    queue_frames: int = 4
     drop: bool = True
     realtime: bool = True
     open_timeout_s: float = 10.0
