@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from importlib import resources
@@ -103,6 +104,10 @@ def test_command_line_prints_json_lines_and_ends_with_one_line(tmp_path: Path) -
     nothing = subprocess.run([sys.executable, "-m", "aupipe", "live", "--camera", "0"],
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert nothing.returncode != 0 and "nothing to show or write" in nothing.stderr
+    headless = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    no_window = subprocess.run([sys.executable, "-m", "aupipe", "live", "--file", str(clip("NEU")), "--preview"],
+                               capture_output=True, text=True, timeout=120, env=headless)  # fmt: skip
+    assert no_window.returncode == 2 and "needs a display" in no_window.stderr, no_window.stderr
 
 
 @pytest.mark.parametrize("settings", [{"queue_frames": 0}])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -93,6 +94,12 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     if not (args.jsonl or args.out or args.preview):
         raise aupipe.SettingsError("nothing to show or write: give --jsonl, --out DIR and/or --preview")
+    if (
+        args.preview
+        and sys.platform.startswith("linux")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    ):  # OpenCV's window toolkit aborts the process without one
+        raise aupipe.SettingsError("--preview needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set)")
     if args.realtime and args.file is None:
         raise aupipe.SettingsError("--realtime paces a --file; cameras and streams are live already")
     if args.no_drop and args.file is None:
