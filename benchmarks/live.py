@@ -73,23 +73,17 @@ def ping_pong_clip(clip: Path, duration_s: float, out: Path) -> tuple[int, int, 
     as an MJPG .avi at the clip's fps; returns (width, height, fps, frames)."""
     import cv2
 
-    capture = cv2.VideoCapture(str(clip))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    from benchmarks.faces_footage import ping_pong
+    from benchmarks.throughput import read_clip
+
+    frames, fps = read_clip(clip)
     if not frames:
         raise SystemExit(f"{clip}: no frames")
-    order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
     n = int(round(duration_s * fps))
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     for i in range(n):
-        writer.write(frames[order[i % len(order)]])
+        writer.write(frames[ping_pong(i / fps, fps, len(frames))])
     writer.release()
     return width, height, fps, n
 

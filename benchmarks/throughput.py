@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def looped_video(clip: Path, loops: int, out: Path) -> Path:
-    """Write ``clip`` ``loops`` times in a row into an .avi (MJPG) file."""
+def read_clip(clip: Path) -> tuple[list, float]:
+    """Every frame of ``clip`` (BGR arrays) and its fps (30 when the container says nothing)."""
     import cv2
 
     capture = cv2.VideoCapture(str(clip))
@@ -44,6 +44,14 @@ def looped_video(clip: Path, loops: int, out: Path) -> Path:
             break
         frames.append(frame)
     capture.release()
+    return frames, fps
+
+
+def looped_video(clip: Path, loops: int, out: Path) -> Path:
+    """Write ``clip`` ``loops`` times in a row into an .avi (MJPG) file."""
+    import cv2
+
+    frames, fps = read_clip(clip)
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     for _ in range(loops):

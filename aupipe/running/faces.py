@@ -82,12 +82,10 @@ def summary_faces(
 ) -> dict[int, summary.SummaryState]:  # fmt: skip
     """Fold each face's windows and events into its summary state."""
     new = dict(states)
-    events_of = by_face(events)
-    for face_id, rows in by_face(window_rows).items():
-        new[face_id] = summary.step(new.get(face_id, summary.SummaryState()), rows, events_of.get(face_id), settings)
-    for face_id, face_events in events_of.items():
-        if face_id not in by_face(window_rows):
-            new[face_id] = summary.step(new.get(face_id, summary.SummaryState()), None, face_events, settings)
+    rows_of, events_of = by_face(window_rows), by_face(events)
+    for face_id in sorted(set(rows_of) | set(events_of)):
+        state = new.get(face_id, summary.SummaryState())
+        new[face_id] = summary.step(state, rows_of.get(face_id), events_of.get(face_id), settings)
     return new
 
 

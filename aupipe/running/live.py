@@ -156,6 +156,7 @@ class _Clock:
     def __init__(self, keep_s: float = 120.0) -> None:
         self.times_ms: deque[float] = deque()
         self.captured_s: deque[float] = deque()
+        self.frames: deque[int] = deque()
         self.by_frame: dict[int, float] = {}
         self.keep_ms = keep_s * 1000.0
 
@@ -163,17 +164,17 @@ class _Clock:
         for item in batch:
             self.times_ms.append(item.frame.time_ms)
             self.captured_s.append(item.captured_s)
+            self.frames.append(item.frame.index)
             self.by_frame[item.frame.index] = item.captured_s
-        while self.times_ms and self.times_ms[-1] - self.times_ms[0] > self.keep_ms:
+        while self.times_ms and self.times_ms[-1] - self.times_ms[0] > self.keep_ms:  # oldest first
             self.times_ms.popleft()
-            self.by_frame.pop(min(self.by_frame), None)
             self.captured_s.popleft()
+            self.by_frame.pop(self.frames.popleft(), None)
 
     def at(self, time_ms: float) -> float | None:
         """When the first frame at or after ``time_ms`` was captured (None: not seen yet / gone)."""
-        times = list(self.times_ms)
-        position = bisect.bisect_left(times, time_ms)
-        return self.captured_s[position] if position < len(times) else None
+        position = bisect.bisect_left(self.times_ms, time_ms)
+        return self.captured_s[position] if position < len(self.times_ms) else None
 
     @property
     def latest_ms(self) -> float:

@@ -24,7 +24,7 @@ its gate) and reported in one warning line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -127,10 +127,7 @@ class TrackState:
     shot: int = 0
     n_unsure: int = 0
     unsure_frames: tuple[int, ...] = ()
-    n_reidentified: int = 0
-    n_shots: int = 0
     previous_frame: int | None = None
-    ids_seen: frozenset[int] = field(default_factory=frozenset)
     n_frames_with_face: int = 0  # frames where MediaPipe found at least one face
 
 
@@ -152,17 +149,15 @@ def _signature_distance(a: np.ndarray, b: np.ndarray, settings: TrackSettings) -
 
 
 def _reid_cost(
-    track: Track, centre: np.ndarray, size: float, signature: np.ndarray, time_ms: float, shot: int,
-    settings: TrackSettings,
-) -> float:  # fmt: skip
-    """Cost of giving a face back the id of ``track``, not seen for a while (module doc)."""
+    track: Track, centre: np.ndarray, size: float, signature: np.ndarray, time_ms: float, settings: TrackSettings
+) -> float:
+    """Cost of giving a face back the id of ``track`` of the same shot, not seen for a while (module
+    doc); tracks of earlier shots are matched by ``_across_cut`` only."""
     signature_term = min(_signature_distance(signature, track.signature, settings) / 5.0, 1.0)
     cost = settings.signature_weight * signature_term + abs(float(np.log(size / track.size_px)))
-    if track.shot == shot:  # always, as tracks of other shots are only matched by _across_cut
-        away_s = min((time_ms - track.last_time_ms) / 1000.0, settings.max_away_s)
-        distance = float(np.linalg.norm(centre - np.asarray(track.centre_px))) / track.size_px
-        cost += distance / (1.0 + settings.speed_sizes_per_s * max(away_s, 0.0))
-    return cost
+    away_s = min((time_ms - track.last_time_ms) / 1000.0, settings.max_away_s)
+    distance = float(np.linalg.norm(centre - np.asarray(track.centre_px))) / track.size_px
+    return cost + distance / (1.0 + settings.speed_sizes_per_s * max(away_s, 0.0))
 
 
 def _across_cut(track: Track, earlier: list[Track], settings: TrackSettings) -> Track | None:
@@ -206,15 +201,13 @@ def _frame(
     taken = set(ids.tolist())
     left = [i for i, t in enumerate(tracks) if t.confirmed and t.shot == shot and t.face_id not in taken]
     faces_left = np.flatnonzero(ids == np.iinfo(np.int64).min)
-    reidentified = 0
     if len(left) and len(faces_left):
         reid = np.array([
-            [_reid_cost(tracks[i], centres[d], float(sizes[d]), signatures[d], time_ms, shot, settings) for i in left]
+            [_reid_cost(tracks[i], centres[d], float(sizes[d]), signatures[d], time_ms, settings) for i in left]
             for d in faces_left
         ])  # fmt: skip
         for a, b in _hungarian(reid, settings.reid_gate):
             ids[faces_left[a]] = tracks[left[b]].face_id
-            reidentified += 1
             runner_up = np.delete(reid[a], b).min(initial=np.inf)
             unsure |= bool(reid[a, b] > 0.75 * settings.reid_gate or runner_up - reid[a, b] < settings.unsure_margin)
     next_tentative = state.next_tentative
@@ -248,7 +241,6 @@ def _frame(
             if earlier is not None:  # seen before the cut: its old id, and what was known of it
                 track = replace(track, face_id=earlier.face_id, hits=earlier.hits + track.hits)
                 by_id.pop(earlier.face_id)
-                reidentified += 1
             else:
                 track = replace(track, face_id=next_id)
                 next_id += 1
@@ -258,8 +250,7 @@ def _frame(
         state, tracks=tuple(sorted(by_id.values(), key=lambda t: t.face_id)), next_id=next_id,
         next_tentative=next_tentative, shot=shot, n_unsure=state.n_unsure + int(unsure),
         unsure_frames=state.unsure_frames + ((frame,) if unsure and len(state.unsure_frames) < 5 else ()),
-        n_reidentified=state.n_reidentified + reidentified, n_shots=state.n_shots + int(cut),
-        previous_frame=frame, ids_seen=state.ids_seen | frozenset(i for i in ids.tolist() if i >= 0),
+        previous_frame=frame,
     )  # fmt: skip
     return ids, new
 
@@ -288,7 +279,7 @@ def step(
         rows = np.arange(lo, hi)[found[lo:hi] & (sizes[lo:hi] > 0)]
         if not len(rows):
             if cut:
-                state = replace(state, shot=state.shot + 1, n_shots=state.n_shots + 1)
+                state = replace(state, shot=state.shot + 1)
             state = replace(state, previous_frame=int(frames[lo]))
             continue
         ids[rows], state = _frame(
