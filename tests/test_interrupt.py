@@ -105,3 +105,29 @@ def test_second_ctrl_c_aborts_without_output(tmp_path: Path, long_video: Path, w
             break
         assert left == ["f.csv", "w.csv"] and "interrupted after" in stderr
     assert aborted, "no attempt saw the second Ctrl-C abort the run"
+
+
+def test_a_mediapipe_object_cut_short_by_ctrl_c_prints_nothing_at_collection() -> None:
+    """A Ctrl-C inside a MediaPipe constructor leaves an object whose ``__del__`` fails; the CLI's
+    hook drops that "Exception ignored" traceback and keeps every other one."""
+    script = (
+        "import sys\n"
+        "from aupipe.cli.main import main\n"
+        "main(['mapping', 'show', 'basic_emotions'])\n"  # installs the CLI's hooks
+        "from mediapipe.tasks.python.vision.core.image import Image\n"
+        "class CutShort(Image):\n"
+        "    def __init__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "try:\n"
+        "    CutShort()\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+        "class Other:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('still shown')\n"
+        "Other()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "_image_ptr" not in done.stderr
+    assert "still shown" in done.stderr

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import warnings
+from typing import Any
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -397,7 +398,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     warnings.showwarning = _show_warning  # type: ignore[assignment]
     warnings.simplefilter("default", aupipe.AupipeWarning)
+    sys.unraisablehook = _quiet_interrupted_native_objects
     return _dispatch(args)
+
+
+def _quiet_interrupted_native_objects(unraisable: Any) -> None:
+    """Drop the "Exception ignored in __del__" of a MediaPipe object whose constructor a Ctrl-C cut
+    short (its ``__del__`` then finds no native pointer): the user sees only aupipe's lines. Any
+    other unraisable exception is printed as Python would."""
+    owner = type(unraisable.object).__module__ if unraisable.object is not None else ""
+    if owner.startswith("mediapipe") or getattr(unraisable.object, "__module__", "").startswith("mediapipe"):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def entry() -> None:
