@@ -44,13 +44,22 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class LandmarkSettings:
-    """FaceLandmarker options; confidences in 0..1. ``model_path`` None = the bundled model."""
+    """Landmark-stage options; confidences in 0..1. ``model_path`` None = the bundled model.
+
+    ``backend``: "direct" (the bundled networks run by aupipe, ``aupipe.signal.direct``) or
+    "mediapipe" (MediaPipe Tasks' FaceLandmarker). With "direct": ``runtime`` "litert" (default)
+    or "onnx", ``device`` "cpu" or "cuda" (onnx only), ``threads`` per network (1: one core per
+    process, as the parallel workers expect)."""
 
     num_faces: int = 1
     min_face_detection_confidence: float = 0.5
     min_face_presence_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     model_path: str | None = None
+    backend: str = "direct"
+    runtime: str = "litert"
+    device: str = "cpu"
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,21 @@ def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator
     """A MediaPipe FaceLandmarker in VIDEO mode, closed on exit; native log lines are silenced.
 
     With ``num_faces`` > 1: ``multiface.MaskedLandmarkers``, one one-face FaceLandmarker per face
-    (each face's landmarks as in a one-face run; see that module)."""
+    (each face's landmarks as in a one-face run; see that module). With ``backend`` "direct": a
+    ``direct.DirectLandmarker`` (MediaPipe is not imported)."""
+    if settings.backend == "direct":
+        from aupipe.signal.direct import DirectLandmarker
+
+        with quiet_native_stderr():
+            direct = DirectLandmarker(
+                model_bytes(settings), settings.num_faces, settings.min_face_detection_confidence,
+                settings.min_face_presence_confidence, settings.runtime, settings.threads, settings.device,
+            )  # fmt: skip
+        with direct:
+            yield direct
+        return
+    if settings.backend != "mediapipe":
+        raise AupipeError(f"unknown landmark backend {settings.backend!r}; use direct or mediapipe")
     with quiet_native_stderr():
         mp = import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
@@ -206,7 +229,8 @@ def detect(
     from aupipe.signal.appearance import region_texture
     from aupipe.signal.normalize import face_width
 
-    mp = import_mediapipe()
+    direct = hasattr(landmarker, "detect_rgb")
+    mp = None if direct else import_mediapipe()
     frame_list = list(frames)
     n_appearance = len(APPEARANCE_NAMES)
     index: list[int] = []  # the frame (position in frame_list) of each row
@@ -220,14 +244,13 @@ def detect(
     timestamp = last_timestamp_ms
     for position, frame in enumerate(frame_list):
         timestamp = max(int(round(frame.time_ms)), timestamp + 1)
-        height, width = frame.rgb.shape[:2]
         if shot_changes:
             current = frame_histogram(frame.rgb)
             frame_scores.append(shot_change_score(histogram, current))
             histogram = current
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=frame.rgb)
-        result = landmarker.detect_for_video(image, timestamp)  # type: ignore[attr-defined]
-        faces = result.face_landmarks or []
+        faces = face_rows(landmarker, mp, frame.rgb, timestamp) if mp is not None else [
+            (f.slot, f.points_px, f.blendshapes, f.transform) for f in landmarker.detect_rgb(frame.rgb, timestamp)  # type: ignore[attr-defined]
+        ]  # fmt: skip
         if not faces:
             index.append(position)
             slots.append(0)
@@ -236,20 +259,13 @@ def detect(
             transform_rows.append(None)
             texture_rows.append(None)
             continue
-        slot_numbers = getattr(result, "face_slots", None) or range(len(faces))
-        for position_in_result, (slot, face) in enumerate(zip(slot_numbers, faces, strict=True)):
-            points = np.array([(p.x * width, p.y * height, p.z * width) for p in face], dtype=np.float32)
+        for slot, points, shapes, matrix in faces:
             index.append(position)
             slots.append(slot)
             points_rows.append(points)
             texture_rows.append(region_texture(frame.rgb, points, float(face_width(points[None])[0])))
-            shapes = result.face_blendshapes
-            k = position_in_result
-            blend_rows.append(
-                np.array([c.score for c in shapes[k]], np.float32) if len(shapes) > k and len(shapes[k]) else None
-            )
-            matrices = result.facial_transformation_matrixes
-            transform_rows.append(np.asarray(matrices[k], np.float32) if len(matrices) > k else None)
+            blend_rows.append(shapes)
+            transform_rows.append(matrix)
     n = len(index)
     rows = np.asarray(index, dtype=np.int64)
 
@@ -281,6 +297,26 @@ def detect(
         face_slot=np.asarray(slots, dtype=np.int64),
         shot_change=np.asarray(frame_scores, dtype=np.float32)[rows] if shot_changes else None,
     )
+
+
+def face_rows(
+    landmarker: object, mp: ModuleType, rgb: np.ndarray, timestamp_ms: int
+) -> list[tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """One frame through a MediaPipe FaceLandmarker (or ``MaskedLandmarkers``): per face (slot,
+    points (478, 3) px, blendshapes (52,) or None, transform (4, 4) or None)."""
+    height, width = rgb.shape[:2]
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+    result = landmarker.detect_for_video(image, timestamp_ms)  # type: ignore[attr-defined]
+    faces = result.face_landmarks or []
+    slot_numbers = getattr(result, "face_slots", None) or range(len(faces))
+    rows = []
+    for k, (slot, face) in enumerate(zip(slot_numbers, faces, strict=True)):
+        points = np.array([(p.x * width, p.y * height, p.z * width) for p in face], dtype=np.float32)
+        shapes = result.face_blendshapes
+        blend = np.array([c.score for c in shapes[k]], np.float32) if len(shapes) > k and len(shapes[k]) else None
+        matrices = result.facial_transformation_matrixes
+        rows.append((slot, points, blend, np.asarray(matrices[k], np.float32) if len(matrices) > k else None))
+    return rows
 
 
 def detect_batches(
