@@ -14,8 +14,13 @@ Scale (issue 7), on the clip looped to ``--minutes`` minutes (default 10), each 
 - ``aupipe.batch`` over a folder of ``--batch-clips`` short clips (the samples, copied), all workers,
 - peak RSS of the parent and of the largest worker process.
 
+Backends (issue 20), first, on the same long video, each job in a fresh process pinned to one core:
+- the landmark stage with ``backend="mediapipe"`` and with ``backend="direct"`` (target >= 1.5x),
+- ``aupipe.run`` with 1 worker with each backend (target >= 1.4x), and the direct one on every core,
+- with a CUDA GPU seen by ONNX Runtime: the direct backend's frames/s at batch 1, 32 and 256 lanes.
+
 Usage: python benchmarks/throughput.py [--clip data/samples/1001_DFA_HAP_XX.flv] [--loops 8]
-       [--minutes 10] [--workers 0] [--batch-clips 60] [--only-scale]
+       [--minutes 10] [--workers 0] [--batch-clips 60] [--only-scale | --only-backends | --only-gpu]
 """
 
 from __future__ import annotations
@@ -61,14 +66,14 @@ def looped_video(clip: Path, loops: int, out: Path) -> Path:
     return out
 
 
-def landmark_stage_fps(path: Path) -> tuple[int, float]:
+def landmark_stage_fps(path: Path, backend: str = "direct") -> tuple[int, float]:
     """Frames and frames/s of decode + landmark detection alone (chunks of 64, as the pipeline)."""
     from aupipe.signal import landmarks
     from aupipe.signal import video
     from aupipe.signal.native import quiet_native_stderr
     from aupipe.chain import batched
 
-    with quiet_native_stderr(), landmarks.open_landmarker() as landmarker:
+    with quiet_native_stderr(), landmarks.open_landmarker(landmarks.LandmarkSettings(backend=backend)) as landmarker:
         start = time.perf_counter()
         n, timestamp = 0, -1
         for frames in batched(iter(video.iter_frames(path)), 64):
@@ -149,23 +154,32 @@ def peak_rss_mib(path: Path, with_frames: bool = True) -> tuple[int, float, floa
     return result
 
 
-def _scale_child(kind: str, path: str, workers: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
-    """In a fresh process: one measured job; puts (frames, seconds, parent peak MiB, largest child peak MiB)."""
+def _scale_child(
+    kind: str, path: str, workers: int, queue: mp.Queue, backend: str = "direct", one_core: bool = False,  # type: ignore[type-arg]
+) -> None:  # fmt: skip
+    """In a fresh process: one measured job; puts (frames, seconds, parent peak MiB, largest child peak MiB).
+    ``one_core``: the process (and any thread it starts) may use only the first CPU."""
+    import os
     import warnings
 
     import aupipe
+    from aupipe.chain.settings import PipelineSettings
     from aupipe.signal import landmarks
     from aupipe.rules import mapping
 
+    if one_core:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     warnings.simplefilter("ignore", aupipe.AupipeWarning)
-    landmarks.import_mediapipe()  # imports are not the job's cost
+    if backend == "mediapipe":
+        landmarks.import_mediapipe()  # imports are not the job's cost
     mapping.load_mapping()
+    settings = PipelineSettings(landmarks=landmarks.LandmarkSettings(backend=backend))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         if kind == "landmarks":
-            frames, _ = landmark_stage_fps(Path(path))
+            frames, _ = landmark_stage_fps(Path(path), backend)
         elif kind == "run":
-            frames = aupipe.run(path, Path(tmp) / "w.csv", progress=False, workers=workers).n_frames
+            frames = aupipe.run(path, Path(tmp) / "w.csv", progress=False, workers=workers, settings=settings).n_frames
         else:
             summary = aupipe.batch(path, Path(tmp) / "out", workers=workers, progress=False)
             frames = int(summary.manifest["frames"].sum())
@@ -176,11 +190,13 @@ def _scale_child(kind: str, path: str, workers: int, queue: mp.Queue) -> None:  
     ))  # fmt: skip
 
 
-def scale_job(kind: str, path: Path, workers: int = 1) -> tuple[int, float, float, float]:
+def scale_job(
+    kind: str, path: Path, workers: int = 1, backend: str = "direct", one_core: bool = False
+) -> tuple[int, float, float, float]:
     """``kind`` = landmarks | run | batch on ``path`` in a fresh process (see ``_scale_child``)."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_scale_child, args=(kind, str(path), workers, queue))
+    process = context.Process(target=_scale_child, args=(kind, str(path), workers, queue, backend, one_core))
     process.start()
     result = queue.get()
     process.join()
@@ -224,6 +240,69 @@ def scale_figures(clip: Path, minutes: float, workers: int, batch_clips: int) ->
     sys.stdout.flush()
 
 
+def backend_figures(clip: Path, minutes: float) -> None:
+    """Issue 20: the direct backend against MediaPipe Tasks, each in a fresh process pinned to one
+    core (per-core figures), on ``clip`` looped to ``minutes``; then the direct ``aupipe run`` on
+    every core; then, where ONNX Runtime sees a CUDA GPU, the lanes' frames/s at batch 1, 32, 256."""
+    import os
+
+    import cv2
+
+    from aupipe.chain.parallel import resolve_workers
+
+    capture = cv2.VideoCapture(str(clip))
+    clip_frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS) or 30.0
+    capture.release()
+    loops = max(1, round(minutes * 60 * fps / clip_frames))
+    n_workers = resolve_workers(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        long_video = looped_video(clip, loops, Path(tmp) / "long.avi")
+        stage = {b: scale_job("landmarks", long_video, 1, b, one_core=True) for b in ("mediapipe", "direct")}
+        runs = {b: scale_job("run", long_video, 1, b, one_core=True) for b in ("mediapipe", "direct")}
+        every = scale_job("run", long_video, n_workers, "direct")
+    fps_of = {k: v[0] / v[1] for k, v in stage.items()}
+    run_of = {k: v[0] / v[1] for k, v in runs.items()}
+    print(f"backends: {clip.name} looped to {stage['direct'][0]} frames ({stage['direct'][0] / fps / 60:.1f} min); one core each "
+          f"({len(os.sched_getaffinity(0))} here)")  # fmt: skip
+    print(f"  landmark stage, mediapipe: {fps_of['mediapipe']:7.1f} frames/s   direct: {fps_of['direct']:7.1f} frames/s   "
+          f"{fps_of['direct'] / fps_of['mediapipe']:.2f}x  (target >= 1.5x)")  # fmt: skip
+    print(f"  aupipe run --workers 1, mediapipe: {run_of['mediapipe']:7.1f} frames/s   direct: {run_of['direct']:7.1f} frames/s   "
+          f"{run_of['direct'] / run_of['mediapipe']:.2f}x  (target >= 1.4x)")  # fmt: skip
+    print(f"  aupipe run direct, {n_workers} workers on every core: {every[0] / every[1]:7.1f} frames/s")
+    sys.stdout.flush()
+    gpu_figures(clip)
+
+
+def gpu_figures(clip: Path, seconds: float = 10.0) -> None:
+    """Frames/s of the direct backend's networks on ONNX Runtime's CUDA provider with 1, 32 and 256
+    lanes stepped together (each lane replays the clip's decoded frames, so decoding is not
+    counted); prints one line saying why when there is no CUDA provider."""
+    try:
+        import onnxruntime
+    except ImportError:
+        print("  gpu: onnxruntime is not installed (pip install aupipe[gpu])")
+        return
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        print("  gpu: ONNX Runtime has no CUDA provider here; no GPU figures")
+        return
+    from aupipe.signal import landmarks, video
+    from aupipe.signal.direct import DirectLandmarker
+
+    frames = [f.rgb for f in video.iter_frames(clip)]
+    for lanes in (1, 32, 256):
+        with DirectLandmarker(landmarks.model_bytes(), runtime="onnx", device="cuda", threads=4) as landmarker:
+            landmarker.detect_lanes([(lane, frames[0], 0.0) for lane in range(lanes)])  # warm-up, regions found
+            steps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                step = steps + 1
+                rgb = frames[step % len(frames)]
+                landmarker.detect_lanes([(lane, rgb, step * 33.3) for lane in range(lanes)])
+                steps = step
+            elapsed = time.perf_counter() - start
+        print(f"  gpu, batch {lanes:3d}: {steps * lanes / elapsed:8.1f} frames/s (networks and crops; decoding not counted)")
+        sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=ROOT / "data" / "samples" / "1001_DFA_HAP_XX.flv")
@@ -232,12 +311,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="workers of the scale figures (0 = every core)")
     parser.add_argument("--batch-clips", type=int, default=60, help="clips in the batch folder")
     parser.add_argument("--only-scale", action="store_true", help="print only the scale figures")
+    parser.add_argument("--only-backends", action="store_true", help="print only the backend (and GPU) figures")
+    parser.add_argument("--only-gpu", action="store_true", help="print only the GPU figures")
     args = parser.parse_args()
     import warnings
 
     import aupipe
 
     warnings.simplefilter("ignore", aupipe.AupipeWarning)
+    if args.only_gpu:
+        gpu_figures(args.clip)
+        return
+    backend_figures(args.clip, args.minutes)
+    if args.only_backends:
+        return
     scale_figures(args.clip, args.minutes, args.workers, args.batch_clips)
     if args.only_scale:
         return

@@ -31,11 +31,13 @@ def _assert_same_table(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None
             assert a.fillna("").astype(str).tolist() == b.fillna("").astype(str).tolist(), f"{name}: {column}"
 
 
-@pytest.mark.parametrize("clip", CLIPS)
-def test_sample_outputs_equal_the_golden_tables(tmp_path: Path, clip: str) -> None:
+@pytest.mark.parametrize(("clip", "backend"), [*((c, "direct") for c in CLIPS), ("1001_DFA_HAP_XX.flv", "mediapipe")])
+def test_sample_outputs_equal_the_golden_tables(tmp_path: Path, clip: str, backend: str) -> None:
+    """The default (direct) backend against tests/golden/, MediaPipe's against tests/golden/mediapipe/."""
     stem = Path(clip).stem
+    golden = GOLDEN if backend == "direct" else GOLDEN / backend
     args = ["-o", f"{stem}.windows.csv", "--frames", f"{stem}.frames.csv", "--no-landmarks",
-            "--events", f"{stem}.events.csv", "--summary", f"{stem}.summary.csv", "--quiet"]  # fmt: skip
+            "--events", f"{stem}.events.csv", "--summary", f"{stem}.summary.csv", "--quiet", "--backend", backend]  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "aupipe", "run", str(ROOT / "data" / "samples" / clip), *args],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -43,4 +45,4 @@ def test_sample_outputs_equal_the_golden_tables(tmp_path: Path, clip: str) -> No
         name = f"{stem}.{table}.csv"
         got = pd.read_csv(tmp_path / name)
         assert list(got.columns)[1] == "face_id" and (got["face_id"] == 0).all(), name
-        _assert_same_table(got.drop(columns=["face_id"]), pd.read_csv(GOLDEN / name), name)
+        _assert_same_table(got.drop(columns=["face_id"]), pd.read_csv(golden / name), name)

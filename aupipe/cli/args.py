@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from aupipe.events.spotting import SpottingSettings
+    from aupipe.signal.landmarks import LandmarkSettings
 
 Number = TypeVar("Number", int, float)
 
@@ -55,6 +56,37 @@ def add_faces(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--faces", type=number("a whole number", int, at_least=1, at_most=64), default=1, metavar="N",
         help="follow up to N faces, each with a stable face_id and its own baseline (default 1; docs/faces.md)",
+    )  # fmt: skip
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--runtime``, ``--device``: how the landmark stage runs (docs/backends.md)."""
+    parser.add_argument(
+        "--backend", choices=("direct", "mediapipe"), default="direct",
+        help="landmark stage: direct (default: the bundled networks run by aupipe) or mediapipe (MediaPipe Tasks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runtime", choices=("litert", "onnx"), default="litert",
+        help="networks of the direct backend on LiteRT (default) or ONNX Runtime (pip install onnxruntime)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu",
+        help="cuda: ONNX Runtime's CUDA provider (with --runtime onnx; extra aupipe[gpu])",
+    )  # fmt: skip
+
+
+def landmark_settings(args: argparse.Namespace, base: LandmarkSettings) -> LandmarkSettings:
+    """``base`` with the choices of ``add_faces`` and ``add_backend``."""
+    import dataclasses
+
+    from aupipe.errors import SettingsError
+
+    if args.device != "cpu" and args.runtime != "onnx":
+        raise SettingsError(f"--device {args.device} needs --runtime onnx")
+    if args.backend == "mediapipe" and (args.runtime != "litert" or args.device != "cpu"):
+        raise SettingsError("--runtime and --device are for --backend direct")
+    return dataclasses.replace(
+        base, num_faces=args.faces, backend=args.backend, runtime=args.runtime, device=args.device
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import aupipe
-from aupipe.cli.args import add_faces, add_min_confidence, number, positive_s
+from aupipe.cli.args import add_backend, add_faces, add_min_confidence, landmark_settings, number, positive_s
 
 _minutes = number("minutes", above=0, unit="minutes")
 
@@ -49,6 +49,7 @@ def add_live_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     parser.add_argument("--blinks", action="store_true", help="spot blinks (AU43) as events too")
     add_min_confidence(parser)
     add_faces(parser)
+    add_backend(parser)
     parser.add_argument("--preview", action="store_true", help="show the face, AU bars and the label in a window")
 
 
@@ -106,7 +107,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise aupipe.SettingsError("--no-drop is for --file: a camera or a stream cannot wait")
     source = args.camera if args.camera is not None else (args.url or args.file)
     settings = live_pipeline_settings(args.calibration_s)
-    settings = dataclasses.replace(settings, spotting=None if args.no_spotting else spotting_settings(args))
+    settings = dataclasses.replace(
+        settings, spotting=None if args.no_spotting else spotting_settings(args),
+        landmarks=landmark_settings(args, settings.landmarks),
+    )  # fmt: skip
     end: dict[str, Any] = {}
     with StopFlag("aupipe: stopping after this frame (Ctrl-C again to abort)") as stop:
         records = aupipe.live(

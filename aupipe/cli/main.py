@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import aupipe
-from aupipe.cli.args import add_faces, add_min_confidence, number, positive_ms, positive_s, spotting_settings
+from aupipe.cli.args import (
+    add_backend, add_faces, add_min_confidence, landmark_settings, number, positive_ms, positive_s, spotting_settings,
+)
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -124,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     run.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     add_faces(run)
+    add_backend(run)
     run.add_argument(
         "--format", choices=("csv", "parquet"),
         help="table format of every output (default: from the file names; .parquet is Parquet, else CSV)",
@@ -164,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-spotting", action="store_true", help="no event spotting (and no in_event window column)")
     batch.add_argument("--no-landmarks", action="store_true", help="leave the 478x3 landmark columns out of --frames")
     add_faces(batch)
+    add_backend(batch)
     _add_workers(batch, "videos processed at once, one process each")
     batch.add_argument(
         "--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray (aupipe[ray])"
@@ -266,7 +270,7 @@ def _pipeline_settings(args: argparse.Namespace) -> aupipe.PipelineSettings:
     return dataclasses.replace(
         base, include_landmarks=not args.no_landmarks, au_backend=getattr(args, "au_backend", "mediapipe"),
         spotting=None if args.no_spotting else spotting_settings(args),
-        landmarks=dataclasses.replace(base.landmarks, num_faces=args.faces),
+        landmarks=landmark_settings(args, base.landmarks),
     )  # fmt: skip
 
 

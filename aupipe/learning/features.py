@@ -67,7 +67,7 @@ CACHE_FORMAT = 1
 #: Source files whose code shapes the per-frame table (hashed into the pipeline version).
 _STAGE_FILES = (
     "signal/video.py", "signal/landmarks.py", "signal/normalize.py", "signal/appearance.py", "signal/aus.py",
-    "signal/calibration.py", "signal/pyfeat_backend.py", "chain/frames.py",
+    "signal/calibration.py", "signal/pyfeat_backend.py", "signal/direct.py", "signal/multiface.py", "chain/frames.py",
 )  # fmt: skip
 _BOOKKEEPING = ("frame", "time_ms", "face_found")
 

@@ -7,7 +7,7 @@ Per frame and face (docs/backends.md):
    is lost (presence below ``min_face_presence_confidence``), or while fewer than ``num_faces``
    faces are followed, does the face detector (BlazeFace short range, 128 x 128, letterboxed)
    run on the whole frame; its boxes (weighted non-maximum suppression) give new regions.
-2. Mesh: the region is warped to 256 x 256 (bilinear, zero border) and the mesh network gives 478
+2. Mesh: the region is warped to 256 x 256 (bilinear, edge pixels repeated outside the image) and the mesh network gives 478
    points (x, y in crop pixels, z on the x scale) and a presence logit; points are mapped back
    to image pixels with the same affine map.
 3. Blendshapes: the blendshape network reads 146 of the points (x, y in image pixels).
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from aupipe.errors import AupipeError
+from aupipe.errors import AupipeError, SettingsError
 
 __all__ = [
     "BLENDSHAPE_POINTS", "DirectLandmarker", "FaceFound", "detector_anchors", "decode_detections",
@@ -165,12 +165,14 @@ def region_affine(regions: np.ndarray, size_px: int = MESH_INPUT_PX) -> np.ndarr
     return out
 
 
-def crop(rgb: np.ndarray, affine: np.ndarray, size_px: int) -> np.ndarray:
-    """The (size, size, 3) uint8 crop of ``rgb`` under a crop-to-image ``affine`` (bilinear, zero border)."""
+def crop(rgb: np.ndarray, affine: np.ndarray, size_px: int, replicate_border: bool) -> np.ndarray:
+    """The (size, size, 3) uint8 crop of ``rgb`` under a crop-to-image ``affine`` (bilinear); outside
+    the image: the edge pixels repeated (the mesh's crops, as MediaPipe) or black (the detector's)."""
     import cv2
 
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    return cv2.warpAffine(rgb, affine, (size_px, size_px), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+    border = cv2.BORDER_REPLICATE if replicate_border else cv2.BORDER_CONSTANT
+    return cv2.warpAffine(rgb, affine, (size_px, size_px), flags=flags, borderMode=border)
 
 
 def project(points_crop: np.ndarray, affines: np.ndarray, size_px: int = MESH_INPUT_PX) -> np.ndarray:
@@ -321,7 +323,7 @@ class OnnxNetwork:
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise AupipeError("--device cuda: ONNX Runtime has no CUDA provider here (pip install aupipe[gpu])")
+                raise SettingsError("--device cuda: ONNX Runtime has no CUDA provider here (pip install aupipe[gpu])")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self._session = onnxruntime.InferenceSession(content, options, providers=providers)
         self._input = self._session.get_inputs()[0].name
@@ -340,11 +342,11 @@ def open_networks(model: bytes, runtime: str, threads: int, device: str) -> dict
     """{network name: runner} for ``runtime`` "litert" (from the .task) or "onnx" (converted)."""
     if runtime == "litert":
         if device != "cpu":
-            raise AupipeError(f"--device {device} needs --runtime onnx (LiteRT runs on the CPU here)")
+            raise SettingsError(f"--device {device} needs --runtime onnx (LiteRT runs on the CPU here)")
         return {name: LiteRtNetwork(task_network(model, name), threads) for name in NETWORKS}
     if runtime == "onnx":
         return {name: OnnxNetwork(onnx_network(name), threads, device) for name in NETWORKS}
-    raise AupipeError(f"unknown runtime {runtime!r}; use litert or onnx")
+    raise SettingsError(f"unknown runtime {runtime!r}; use litert or onnx")
 
 
 # ---------------------------------------------------------------- the stateful landmarker
@@ -375,8 +377,12 @@ class FollowState:
 
 class DirectLandmarker:
     """Landmarks, blendshapes and pose of up to ``num_faces`` faces per frame (module doc).
-    ``detect_rgb(rgb)`` takes frames in time order; ``close()`` (or the context manager) frees
-    the runtimes."""
+
+    ``detect_rgb(rgb, time_ms)`` takes one stream's frames in time order. ``detect_lanes`` steps
+    several independent streams (*lanes*: clips of a batch, spans of a long video) one frame each,
+    with all their face regions in one mesh call and all their faces in one blendshape call; a
+    lane's results equal those of stepping it alone. ``states[lane]`` is each lane's explicit
+    ``FollowState``. ``close()`` (or the context manager) frees the runtimes."""
 
     def __init__(
         self, model: bytes, num_faces: int = 1, min_detection_confidence: float = 0.5,
@@ -386,7 +392,7 @@ class DirectLandmarker:
         self._num_faces = num_faces
         self._min_detection = min_detection_confidence
         self._min_presence = min_presence_confidence
-        self.state = FollowState()
+        self.states: dict[int, FollowState] = {}
 
     def close(self) -> None:
         """Drop the runtimes (their memory is freed with them)."""
@@ -398,14 +404,13 @@ class DirectLandmarker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _detect_new(self, rgb: np.ndarray) -> None:
+    def _detect_new(self, rgb: np.ndarray, state: FollowState) -> None:
         """Open a slot for each detected face no followed region covers (while slots are free)."""
         height, width = rgb.shape[:2]
         to_image = letterbox_affine(width, height)
-        square = crop(rgb, to_image, DETECTOR_INPUT_PX).astype(np.float32) / 127.5 - 1.0
+        square = crop(rgb, to_image, DETECTOR_INPUT_PX, replicate_border=False).astype(np.float32) / 127.5 - 1.0
         regressors, logits = self._networks["face_detector"].run(square[None])
         faces = decode_detections(regressors[0].reshape(-1, 16), logits[0], to_image, self._min_detection)
-        state = self.state
         for _, box, keypoints in faces:
             if len(state.slots) >= self._num_faces:
                 break
@@ -421,33 +426,54 @@ class DirectLandmarker:
         """The faces of one RGB frame (uint8, (h, w, 3)) at ``time_ms`` (increasing), in slot order.
         The next regions come from the raw landmarks; the landmarks returned (and the blendshapes
         read from them) are smoothed (``smooth``), as MediaPipe's are in VIDEO mode."""
-        state = self.state
-        if len(state.slots) < self._num_faces:
-            self._detect_new(rgb)
-        if not state.slots:
-            return []
-        regions = np.stack(state.regions)
-        affines = region_affine(regions)
-        crops = np.stack([crop(rgb, a, MESH_INPUT_PX) for a in affines]).astype(np.float32) / 255.0
+        return self.detect_lanes([(0, rgb, time_ms)])[0]
+
+    def detect_lanes(self, items: list[tuple[int, np.ndarray, float]]) -> list[list[FaceFound]]:
+        """One frame for each of several lanes: ``items`` (lane, rgb, time_ms), one per lane;
+        returns each item's faces (as ``detect_rgb``), in the order given."""
+        states = [self.states.setdefault(lane, FollowState()) for lane, _, _ in items]
+        for (_, rgb, _), state in zip(items, states, strict=True):
+            if len(state.slots) < self._num_faces:
+                self._detect_new(rgb, state)
+        owners = [k for k, state in enumerate(states) for _ in state.slots]  # the item of each region
+        if not owners:
+            return [[] for _ in items]
+        affines = region_affine(np.stack([r for state in states for r in state.regions]))
+        crops = np.stack([
+            crop(items[k][1], affine, MESH_INPUT_PX, replicate_border=True) for k, affine in zip(owners, affines, strict=True)
+        ]).astype(np.float32) / 255.0  # fmt: skip
         raw, presence_logit = self._networks["face_landmarks_detector"].run(crops)[:2]
         presence = 1.0 / (1.0 + np.exp(-presence_logit[:, 0].astype(np.float64)))
         points = project(raw.reshape(len(crops), -1, 3), affines)
-        kept = [i for i in range(len(crops)) if presence[i] >= self._min_presence]
-        kept = _drop_duplicates(points, kept)
-        if not kept:
-            state.slots, state.regions, state.smoothing = [], [], []
-            return []
-        raw_points = points[kept]
-        slots = [state.slots[i] for i in kept]
-        smoothing = [state.smoothing[i] for i in kept]
-        points = np.stack([smooth(p, time_ms, s) for p, s in zip(raw_points, smoothing, strict=True)])
-        shapes = self._networks["face_blendshapes"].run(points[:, list(BLENDSHAPE_POINTS), :2].astype(np.float32))[0]
-        transforms = rigid_transform(points)
-        state.slots, state.regions, state.smoothing = slots, list(region_from_landmarks(raw_points)), smoothing
-        return [
-            FaceFound(slot, points[k], shapes[k].astype(np.float32), transforms[k], float(presence[kept[k]]))
-            for k, slot in enumerate(slots)
-        ]  # fmt: skip
+        kept_rows: list[list[int]] = []
+        start = 0
+        for k, state in enumerate(states):
+            rows = range(start, start + len(state.slots))
+            start += len(state.slots)
+            kept_rows.append(_drop_duplicates(points, [i for i in rows if presence[i] >= self._min_presence]))
+            first = rows.start
+            state.slots = [state.slots[i - first] for i in kept_rows[k]]
+            state.smoothing = [state.smoothing[i - first] for i in kept_rows[k]]
+            state.regions = list(region_from_landmarks(points[kept_rows[k]])) if kept_rows[k] else []
+        flat = [i for rows in kept_rows for i in rows]
+        if not flat:
+            return [[] for _ in items]
+        smoothed = np.stack([
+            smooth(points[i], items[k][2], smoothing)
+            for k, (rows, state) in enumerate(zip(kept_rows, states, strict=True))
+            for i, smoothing in zip(rows, state.smoothing, strict=True)
+        ])  # fmt: skip
+        shapes = self._networks["face_blendshapes"].run(smoothed[:, list(BLENDSHAPE_POINTS), :2].astype(np.float32))[0]
+        transforms = rigid_transform(smoothed)
+        out: list[list[FaceFound]] = []
+        row = 0
+        for rows, state in zip(kept_rows, states, strict=True):
+            faces = []
+            for i, slot in zip(rows, state.slots, strict=True):
+                faces.append(FaceFound(slot, smoothed[row], shapes[row].astype(np.float32), transforms[row], float(presence[i])))
+                row += 1
+            out.append(faces)
+        return out
 
 
 def _region_overlap(a: np.ndarray, b: np.ndarray) -> float:
