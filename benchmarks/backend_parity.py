@@ -9,7 +9,7 @@ the frame table; on frames where both found the face:
 - blendshapes: mean absolute difference over the 51 used scores,
 - head pose: mean absolute difference of pitch, yaw, roll (degrees),
 - AU intensities: Pearson r per AU (AUs that vary on the clip), the clip's median and minimum,
-- events: spotted events of each run matched by IoU >= 0.5 (same kind): matched / MediaPipe's / direct's,
+- events: spotted events of each run matched (same kind, an AU in common, IoU >= 0.5): matched / MediaPipe's / direct's,
 - face coverage of each backend.
 
 Usage: python benchmarks/backend_parity.py [--corpus ../shared/corpus] [--max-clips 40] [--runtime litert]
@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 def clips(corpus: Path | None, max_clips: int) -> list[Path]:
     """The sample clips with a face, then the corpus clips."""
     samples = sorted(p for p in (ROOT / "data" / "samples").iterdir() if p.suffix in (".flv", ".mp4") and p.stem != "no_face")
-    extra = sorted((corpus / "clips").glob("*.mp4")) if corpus is not None and (corpus / "clips").is_dir() else []
+    folder = corpus / "clips" if corpus is not None else None
+    extra = sorted(p for p in folder.iterdir() if p.suffix in (".mp4", ".avi", ".wmv", ".mov")) if folder and folder.is_dir() else []
     return (samples + extra)[:max_clips]
 
 
@@ -48,10 +49,11 @@ def analyse(clip: Path, backend: str, runtime: str) -> tuple[object, float]:
 
 
 def event_match(a, b) -> int:  # type: ignore[no-untyped-def]
-    """Events of ``a`` with an event of ``b`` of the same kind and AU overlapping by IoU >= 0.5."""
+    """Events of ``a`` with an event of ``b`` of the same kind sharing an AU and overlapping by IoU >= 0.5."""
     matched = 0
     for _, x in a.iterrows():
-        same = b[(b["kind"] == x["kind"]) & (b["au"] == x["au"])] if "au" in b else b[b["kind"] == x["kind"]]
+        shared = b["aus"].astype(str).map(lambda aus: bool(set(aus.split()) & set(str(x["aus"]).split())))
+        same = b[(b["kind"] == x["kind"]) & shared]
         inter = (np.minimum(same["offset_ms"], x["offset_ms"]) - np.maximum(same["onset_ms"], x["onset_ms"])).clip(lower=0)
         union = (np.maximum(same["offset_ms"], x["offset_ms"]) - np.minimum(same["onset_ms"], x["onset_ms"])).clip(lower=1e-9)
         matched += bool(((inter / union) >= 0.5).any())

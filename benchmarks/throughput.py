@@ -1,7 +1,7 @@
 """Throughput and memory of the pipeline (a benchmark that prints its figures; not a test).
 
 In one run, on one sample clip looped to a longer video:
-- frames per second of the landmark stage alone (decode + MediaPipe FaceLandmarker),
+- frames per second of the landmark stage alone (decode + the direct backend),
 - frames per second of the whole ``aupipe.analyze`` and of ``aupipe.run`` (streaming to CSV),
 - the share of each later stage (normalise, AUs, windows, mapping) in the run time,
 - peak memory (RSS) of ``aupipe.run`` on a short and on a 4x longer video, each in a fresh
@@ -341,7 +341,7 @@ def main() -> None:
         plain_frames, plain_s, _ = peak_rss_mib(longer_video, with_frames=False)
     total = sum(spent.values())
     print(f"clip: {args.clip.name} looped {args.loops}x = {n} frames")
-    print(f"landmark stage alone (decode + FaceLandmarker): {landmark_fps:7.1f} frames/s")
+    print(f"landmark stage alone (decode + direct backend):  {landmark_fps:7.1f} frames/s")
     print(f"whole aupipe.analyze:                            {analyze_fps:7.1f} frames/s")
     print(f"ratio analyze / landmark stage:                  {analyze_fps / landmark_fps:7.2f}x  (target >= 0.8x)")
     print(f"aupipe.run, windows CSV only:     {plain_frames / plain_s:7.1f} frames/s ({plain_frames} frames)")

@@ -37,7 +37,8 @@ OPSET = 17
 def canonical_names(model):  # type: ignore[no-untyped-def]
     """Rename the constants tf2onnx's optimiser numbers in whatever order it visits them
     (``const_fold_opt__457``) by their first use in the node list, sort them, and call every free
-    axis "batch", so that two conversions give the same bytes."""
+    axis "batch", so that two conversions differ as little as they can (the optimiser may still
+    order nodes differently; ``check`` compares outputs)."""
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     renamed: dict[str, str] = {}

@@ -52,7 +52,7 @@ positive_s = number("seconds", above=0, unit="s")
 
 
 def add_faces(parser: argparse.ArgumentParser) -> None:
-    """``--faces N``: follow up to N faces (MediaPipe's num_faces; docs/faces.md)."""
+    """``--faces N``: follow up to N faces (``LandmarkSettings.num_faces``; docs/faces.md)."""
     parser.add_argument(
         "--faces", type=number("a whole number", int, at_least=1, at_most=64), default=1, metavar="N",
         help="follow up to N faces, each with a stable face_id and its own baseline (default 1; docs/faces.md)",

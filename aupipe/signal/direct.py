@@ -186,7 +186,8 @@ def rigid_transform(points_px: np.ndarray) -> np.ndarray:
     """(n, 4, 4) canonical-face -> camera transforms of (n, 478, 3) pixel landmarks: the rotation
     of a weighted Kabsch fit on MediaPipe's Procrustes landmarks (camera axes x right, y up, z
     towards the viewer) and the translation of the fit's centre, in face widths. Pitch, yaw and
-    roll from it are within about 2 degrees of MediaPipe's perspective geometry (docs/backends.md)."""
+    roll from it differ from MediaPipe's perspective geometry by about 1-2.5 degrees on average, up
+    to about 5 on a clip (docs/backends.md)."""
     from aupipe.signal.normalize import canonical_face, face_width
 
     canon = canonical_face()
@@ -380,8 +381,9 @@ class DirectLandmarker:
 
     ``detect_rgb(rgb, time_ms)`` takes one stream's frames in time order. ``detect_lanes`` steps
     several independent streams (*lanes*: clips of a batch, spans of a long video) one frame each,
-    with all their face regions in one mesh call and all their faces in one blendshape call; a
-    lane's results equal those of stepping it alone. ``states[lane]`` is each lane's explicit
+    with all their face regions in one mesh-network call (one batched call on ONNX Runtime; LiteRT,
+    and the ONNX detector and blendshape networks, loop over the items inside the call); a lane's
+    results equal those of stepping it alone. ``aupipe run``/``batch``/``live`` step one lane. ``states[lane]`` is each lane's explicit
     ``FollowState``. ``close()`` (or the context manager) frees the runtimes."""
 
     def __init__(

@@ -1,4 +1,6 @@
-"""Landmarks: MediaPipe Tasks FaceLandmarker (VIDEO mode) on a stream of frames.
+"""Landmarks: the bundled face_landmarker.task's networks on a stream of frames, run by aupipe
+(the ``direct`` backend, the default; ``aupipe.signal.direct``) or by MediaPipe Tasks'
+FaceLandmarker in VIDEO mode (``backend="mediapipe"``); docs/backends.md.
 
 Per frame: 478 landmarks (x, y, z in pixels; z on the x scale, negative towards the camera),
 52 blendshape scores (0..1), the 4x4 facial transformation matrix (canonical face -> camera),
@@ -61,6 +63,22 @@ class LandmarkSettings:
     device: str = "cpu"
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        from aupipe.errors import SettingsError
+
+        if self.backend not in ("direct", "mediapipe"):
+            raise SettingsError(f"unknown landmark backend {self.backend!r}; use direct or mediapipe")
+        if self.runtime not in ("litert", "onnx") or self.device not in ("cpu", "cuda"):
+            raise SettingsError(f"unknown runtime {self.runtime!r} or device {self.device!r}; use litert/onnx, cpu/cuda")
+        if self.backend == "mediapipe" and (self.runtime, self.device) != ("litert", "cpu"):
+            raise SettingsError("runtime and device are for the direct backend")
+        if self.device == "cuda" and self.runtime != "onnx":
+            raise SettingsError("device cuda needs runtime onnx")
+        if self.runtime == "onnx" and self.model_path is not None:
+            raise SettingsError("runtime onnx runs the shipped conversions of the bundled model; a model_path needs runtime litert")
+        if self.threads < 1:
+            raise SettingsError(f"threads must be >= 1, got {self.threads}")
+
 
 @dataclass(frozen=True)
 class LandmarkBatch:
@@ -71,7 +89,7 @@ class LandmarkBatch:
     transform (n, 4, 4) float32; face_box_px (n, 4) float32 as x, y, width, height;
     appearance (n, len(appearance.NAMES)) float32 region textures (None: not measured).
 
-    One row per face found in a frame, in MediaPipe's order (``face_slot`` (n,) int: 0, 1, ...),
+    One row per face found in a frame, in slot order (``face_slot`` (n,) int: 0, 1, ...),
     and one row with ``face_found`` False for a frame without a face; with ``num_faces`` 1 that
     is one row per frame. ``shot_change`` (n,) float32: how much the frame's colours differ from
     the previous frame's (``shot_change_score``, 0 = same, 1 = nothing in common; None: not
@@ -143,11 +161,11 @@ def import_mediapipe() -> ModuleType:
 
 @contextlib.contextmanager
 def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator[object]:
-    """A MediaPipe FaceLandmarker in VIDEO mode, closed on exit; native log lines are silenced.
+    """The landmark stage's landmarker, closed on exit; native log lines are silenced.
 
-    With ``num_faces`` > 1: ``multiface.MaskedLandmarkers``, one one-face FaceLandmarker per face
-    (each face's landmarks as in a one-face run; see that module). With ``backend`` "direct": a
-    ``direct.DirectLandmarker`` (MediaPipe is not imported)."""
+    ``backend`` "direct": a ``direct.DirectLandmarker`` (MediaPipe is not imported). "mediapipe":
+    a MediaPipe FaceLandmarker in VIDEO mode; with ``num_faces`` > 1 ``multiface.MaskedLandmarkers``,
+    one one-face FaceLandmarker per face (each face's landmarks as in a one-face run)."""
     if settings.backend == "direct":
         from aupipe.signal.direct import DirectLandmarker
 
