@@ -11,10 +11,10 @@ Per frame and face (docs/backends.md):
    points (x, y in crop pixels, z on the x scale) and a presence logit; points are mapped back
    to image pixels with the same affine map.
 3. Blendshapes: the blendshape network reads 146 of the points (x, y in image pixels).
-4. Head pose: the rotation of a weighted rigid fit (Kabsch, MediaPipe's own Procrustes landmark
-   weights) of the points onto the canonical face; the 4 x 4 ``transform`` carries that
-   rotation and the fit's translation in face widths (MediaPipe's is in centimetres), so
-   ``normalize.head_pose_deg`` reads both alike.
+4. Head pose: MediaPipe's face geometry redone in numpy (``face_geometry``): the points on a
+   pinhole camera's near plane (63 degrees vertical field of view), depth from two rounds of
+   scale estimation, unprojected, and a weighted similarity fit of the canonical face on
+   MediaPipe's Procrustes landmarks; the 4 x 4 ``transform`` (centimetres) matches MediaPipe's.
 
 The networks run on LiteRT (``ai-edge-litert``, XNNPACK on the CPU, the default) or on ONNX
 Runtime (``runtime="onnx"``: the converted models in ``aupipe/models/onnx``, sha256-checked;
@@ -39,7 +39,7 @@ from aupipe.errors import AupipeError, SettingsError
 
 __all__ = [
     "BLENDSHAPE_POINTS", "DirectLandmarker", "FaceFound", "detector_anchors", "decode_detections",
-    "region_from_landmarks", "region_affine", "rigid_transform",
+    "region_from_landmarks", "region_affine", "face_geometry",
 ]  # fmt: skip
 
 MESH_INPUT_PX = 256
@@ -182,32 +182,70 @@ def project(points_crop: np.ndarray, affines: np.ndarray, size_px: int = MESH_IN
     return np.concatenate([xy, points_crop[:, :, 2:3] * scale[:, None, None]], axis=2).astype(np.float32)
 
 
-def rigid_transform(points_px: np.ndarray) -> np.ndarray:
-    """(n, 4, 4) canonical-face -> camera transforms of (n, 478, 3) pixel landmarks: the rotation
-    of a weighted Kabsch fit on MediaPipe's Procrustes landmarks (camera axes x right, y up, z
-    towards the viewer) and the translation of the fit's centre, in face widths. Pitch, yaw and
-    roll from it differ from MediaPipe's perspective geometry by about 1-2.5 degrees on average, up
-    to about 5 on a clip (docs/backends.md)."""
-    from aupipe.signal.normalize import canonical_face, face_width
+@lru_cache(maxsize=1)
+def canonical_metric_face() -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's canonical face on its Procrustes landmarks: vertices (k, 3) in centimetres and
+    weights (k,), from ``aupipe/models/canonical_face.npz``."""
+    with resources.files("aupipe").joinpath("models", "canonical_face.npz").open("rb") as handle:
+        data = np.load(handle)
+        ids = data["basis_ids"].astype(np.int64)
+        return data["vertices"].astype(np.float64)[ids], data["basis_weights"].astype(np.float64)
 
-    canon = canonical_face()
-    ids, weights = canon.basis_ids, canon.basis_weights / canon.basis_weights.sum()
-    points = points_px[:, ids].astype(np.float64) * np.array([1.0, -1.0, -1.0])
-    points /= face_width(points_px).astype(np.float64)[:, None, None]
-    target = canon.vertices[ids]
-    source_centre = np.einsum("k,nkd->nd", weights, points)
-    target_centre = weights @ target
-    cross = np.einsum("k,nki,kj->nij", weights, points - source_centre[:, None], target - target_centre)
+
+def weighted_similarity(source: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n, 4, 4) similarity transforms (scale x rotation, translation) taking ``source`` (k, 3)
+    onto each of ``targets`` (n, k, 3) in the weighted least-squares sense (weights (k,))."""
+    total = weights.sum()
+    centre = weights @ source / total
+    centred = source - centre
+    target_centre = np.einsum("k,nkd->nd", weights, targets) / total
+    cross = np.einsum("k,nki,kj->nij", weights, targets - target_centre[:, None], centred)
     u, _, vt = np.linalg.svd(cross)
-    det = np.sign(np.linalg.det(np.einsum("nij,njk->nik", u, vt)))
-    correction = np.ones((len(det), 3))
-    correction[:, 2] = det
-    rotation = np.einsum("nij,nj,njk->nik", u, correction, vt)  # source @ rotation ~ target
-    out = np.zeros((len(points_px), 4, 4), np.float32)
-    out[:, :3, :3] = rotation  # as a column-vector map: canonical -> camera
-    out[:, :3, 3] = source_centre - np.einsum("nij,j->ni", rotation, target_centre)
+    flip = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    u[:, :, 2] *= flip[:, None]
+    rotation = u @ vt
+    scale = np.einsum("nij,kj,k,nki->n", rotation, centred, weights, targets) / np.einsum("k,kd,kd->", weights, centred, centred)
+    out = np.zeros((len(targets), 4, 4))
+    out[:, :3, :3] = rotation * scale[:, None, None]
+    out[:, :3, 3] = target_centre - np.einsum("nij,j->ni", out[:, :3, :3], centre)
     out[:, 3, 3] = 1.0
     return out
+
+
+def face_geometry(points_px: np.ndarray, width_px: int, height_px: int, fov_deg: float = 63.0, near: float = 1.0) -> np.ndarray:
+    """(n, 4, 4) canonical-face -> camera transforms (centimetres) of (n, 478, 3) pixel landmarks,
+    as MediaPipe's face geometry computes them: the landmarks are put on the near plane of a
+    pinhole camera (vertical field of view ``fov_deg``), given depth by two rounds of scale
+    estimation against the canonical face, unprojected, and fitted by a weighted similarity on
+    MediaPipe's Procrustes landmarks. Matches MediaPipe's matrix to about 0.01 degree."""
+    vertices, weights = canonical_metric_face()
+    from aupipe.signal.normalize import canonical_face
+
+    ids = canonical_face().basis_ids
+    height_near = 2 * near * np.tan(np.radians(fov_deg) / 2)
+    width_near = width_px * height_near / height_px
+    points = points_px.astype(np.float64)
+    screen = np.stack([
+        points[:, :, 0] / width_px * width_near - width_near / 2,
+        (1 - points[:, :, 1] / height_px) * height_near - height_near / 2,
+        points[:, :, 2] / width_px * width_near,
+    ], axis=-1)  # fmt: skip
+    depth_offset = screen[:, :, 2].mean(axis=1)  # over every landmark, as MediaPipe
+    screen = screen[:, ids]
+
+    def metric(scale: np.ndarray) -> np.ndarray:
+        out = screen.copy()
+        out[:, :, 2] = (screen[:, :, 2] - depth_offset[:, None] + near) / scale[:, None]
+        out[:, :, :2] *= out[:, :, 2:3] / near
+        out[:, :, 2] *= -1
+        return out
+
+    def scale_of(landmarks: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(weighted_similarity(vertices, landmarks, weights)[:, :3, 0], axis=1)
+
+    first = scale_of(screen * np.array([1.0, 1.0, -1.0]))
+    second = scale_of(metric(first))
+    return weighted_similarity(vertices, metric(first * second), weights).astype(np.float32)
 
 
 @dataclass
@@ -356,7 +394,7 @@ def open_networks(model: bytes, runtime: str, threads: int, device: str) -> dict
 @dataclass(frozen=True)
 class FaceFound:
     """One face of a frame: ``slot`` (stable while followed), ``points_px`` (478, 3),
-    ``blendshapes`` (52,) 0..1, ``transform`` (4, 4) (``rigid_transform``), ``presence`` 0..1."""
+    ``blendshapes`` (52,) 0..1, ``transform`` (4, 4) (``face_geometry``), ``presence`` 0..1."""
 
     slot: int
     points_px: np.ndarray
@@ -466,7 +504,11 @@ class DirectLandmarker:
             for i, smoothing in zip(rows, state.smoothing, strict=True)
         ])  # fmt: skip
         shapes = self._networks["face_blendshapes"].run(smoothed[:, list(BLENDSHAPE_POINTS), :2].astype(np.float32))[0]
-        transforms = rigid_transform(smoothed)
+        sizes = np.array([items[k][1].shape[:2] for k, rows in enumerate(kept_rows) for _ in rows])  # (height, width)
+        transforms = np.empty((len(smoothed), 4, 4), np.float32)
+        for height, width in {tuple(size) for size in sizes}:
+            same = (sizes[:, 0] == height) & (sizes[:, 1] == width)
+            transforms[same] = face_geometry(smoothed[same], int(width), int(height))
         out: list[list[FaceFound]] = []
         row = 0
         for rows, state in zip(kept_rows, states, strict=True):
