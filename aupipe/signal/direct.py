@@ -462,15 +462,16 @@ class DirectLandmarker:
             state.smoothing.append(SmoothingState())
             state.next_slot += 1
 
-    def detect_rgb(self, rgb: np.ndarray, time_ms: float) -> list[FaceFound]:
+    def detect_rgb(self, rgb: np.ndarray, time_ms: float, pose: bool = True) -> list[FaceFound]:
         """The faces of one RGB frame (uint8, (h, w, 3)) at ``time_ms`` (increasing), in slot order.
         The next regions come from the raw landmarks; the landmarks returned (and the blendshapes
         read from them) are smoothed (``smooth``), as MediaPipe's are in VIDEO mode."""
-        return self.detect_lanes([(0, rgb, time_ms)])[0]
+        return self.detect_lanes([(0, rgb, time_ms)], pose)[0]
 
-    def detect_lanes(self, items: list[tuple[int, np.ndarray, float]]) -> list[list[FaceFound]]:
+    def detect_lanes(self, items: list[tuple[int, np.ndarray, float]], pose: bool = True) -> list[list[FaceFound]]:
         """One frame for each of several lanes: ``items`` (lane, rgb, time_ms), one per lane;
-        returns each item's faces (as ``detect_rgb``), in the order given."""
+        returns each item's faces (as ``detect_rgb``), in the order given. ``pose`` False leaves
+        the transforms NaN (``face_geometry`` is vectorised: a caller can run it over many frames)."""
         states = [self.states.setdefault(lane, FollowState()) for lane, _, _ in items]
         for (_, rgb, _), state in zip(items, states, strict=True):
             if len(state.slots) < self._num_faces:
@@ -505,8 +506,8 @@ class DirectLandmarker:
         ])  # fmt: skip
         shapes = self._networks["face_blendshapes"].run(smoothed[:, list(BLENDSHAPE_POINTS), :2].astype(np.float32))[0]
         sizes = np.array([items[k][1].shape[:2] for k, rows in enumerate(kept_rows) for _ in rows])  # (height, width)
-        transforms = np.empty((len(smoothed), 4, 4), np.float32)
-        for height, width in {tuple(size) for size in sizes}:
+        transforms = np.full((len(smoothed), 4, 4), np.nan, np.float32)
+        for height, width in {tuple(size) for size in sizes} if pose else ():
             same = (sizes[:, 0] == height) & (sizes[:, 1] == width)
             transforms[same] = face_geometry(smoothed[same], int(width), int(height))
         out: list[list[FaceFound]] = []

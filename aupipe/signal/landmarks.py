@@ -267,7 +267,7 @@ def detect(
             frame_scores.append(shot_change_score(histogram, current))
             histogram = current
         faces = face_rows(landmarker, mp, frame.rgb, timestamp) if mp is not None else [
-            (f.slot, f.points_px, f.blendshapes, f.transform) for f in landmarker.detect_rgb(frame.rgb, timestamp)  # type: ignore[attr-defined]
+            (f.slot, f.points_px, f.blendshapes, None) for f in landmarker.detect_rgb(frame.rgb, timestamp, pose=False)  # type: ignore[attr-defined]
         ]  # fmt: skip
         if not faces:
             index.append(position)
@@ -301,6 +301,14 @@ def detect(
         lo = landmarks[found, :, :2].min(axis=1)
         hi = landmarks[found, :, :2].max(axis=1)
         face_box[found] = np.concatenate([lo, hi - lo], axis=1)
+    transform = stack(transform_rows, (4, 4))
+    if direct and found.any():  # the head pose of every face of the chunk at once (per image size)
+        from aupipe.signal.direct import face_geometry
+
+        sizes = np.array([frame_list[i].rgb.shape[:2] for i in index])
+        for height, width in {tuple(size) for size in sizes[found]}:
+            same = found & (sizes[:, 0] == height) & (sizes[:, 1] == width)
+            transform[same] = face_geometry(landmarks[same], int(width), int(height))
     frame_index = np.array([f.index for f in frame_list], dtype=np.int64)
     frame_time = np.array([f.time_ms for f in frame_list], dtype=np.float64)
     return LandmarkBatch(
@@ -309,7 +317,7 @@ def detect(
         face_found=found,
         landmarks_px=landmarks,
         blendshapes=stack(blend_rows, (len(BLENDSHAPE_NAMES),)),
-        transform=stack(transform_rows, (4, 4)),
+        transform=transform,
         face_box_px=face_box,
         appearance=stack(texture_rows, (n_appearance,)),
         face_slot=np.asarray(slots, dtype=np.int64),
