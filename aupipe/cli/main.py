@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 import warnings
-from typing import Any
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import aupipe
 from aupipe.cli.args import (

@@ -183,13 +183,13 @@ def project(points_crop: np.ndarray, affines: np.ndarray, size_px: int = MESH_IN
 
 
 @lru_cache(maxsize=1)
-def canonical_metric_face() -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's canonical face on its Procrustes landmarks: vertices (k, 3) in centimetres and
-    weights (k,), from ``aupipe/models/canonical_face.npz``."""
+def canonical_metric_face() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's canonical face on its Procrustes landmarks: their ids (k,), vertices (k, 3) in
+    centimetres and weights (k,), from ``aupipe/models/canonical_face.npz``."""
     with resources.files("aupipe").joinpath("models", "canonical_face.npz").open("rb") as handle:
         data = np.load(handle)
         ids = data["basis_ids"].astype(np.int64)
-        return data["vertices"].astype(np.float64)[ids], data["basis_weights"].astype(np.float64)
+        return ids, data["vertices"].astype(np.float64)[ids], data["basis_weights"].astype(np.float64)
 
 
 def weighted_similarity(source: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -218,10 +218,7 @@ def face_geometry(points_px: np.ndarray, width_px: int, height_px: int, fov_deg:
     pinhole camera (vertical field of view ``fov_deg``), given depth by two rounds of scale
     estimation against the canonical face, unprojected, and fitted by a weighted similarity on
     MediaPipe's Procrustes landmarks. Matches MediaPipe's matrix to about 0.01 degree."""
-    vertices, weights = canonical_metric_face()
-    from aupipe.signal.normalize import canonical_face
-
-    ids = canonical_face().basis_ids
+    ids, vertices, weights = canonical_metric_face()
     height_near = 2 * near * np.tan(np.radians(fov_deg) / 2)
     width_near = width_px * height_near / height_px
     points = points_px.astype(np.float64)

@@ -177,8 +177,6 @@ def open_landmarker(settings: LandmarkSettings = LandmarkSettings()) -> Iterator
         with direct:
             yield direct
         return
-    if settings.backend != "mediapipe":
-        raise AupipeError(f"unknown landmark backend {settings.backend!r}; use direct or mediapipe")
     with quiet_native_stderr():
         mp = import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
