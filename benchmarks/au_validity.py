@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from aupipe.learning import agreement, references  # noqa: E402
 from aupipe.signal import aus, video  # noqa: E402
 from aupipe.errors import AupipeWarning  # noqa: E402
-from fit_au_calibration import KEEP_HAND, LEFT_OUT, person_groups  # noqa: E402
+from fit_au_calibration import KEEP_HAND, LEFT_OUT, SHIPPED_RULES, person_groups  # noqa: E402
 
 #: The AUs both OpenFace 2.2 (``AUxx_r``) and aupipe report.
 AUS: tuple[str, ...] = tuple(f"AU{n:02d}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26))
@@ -139,7 +139,7 @@ def held_out(
     form each fold chose (H hand, L linear, R ramp)."""
     predicted: dict[str, pd.DataFrame] = {}
     forms: dict[str, str] = {au: "" for au in AUS}
-    settings = FIT.CalibrationSettings(max_folds=INNER_FOLDS, keep_hand=KEEP_HAND)
+    settings = FIT.CalibrationSettings(max_folds=INNER_FOLDS, keep_hand=KEEP_HAND, **SHIPPED_RULES)
     for i, fold in enumerate(outer_folds({v.person for v in videos}, n_folds)):
         start = time.perf_counter()
         train = [v for v in videos if v.person not in fold]

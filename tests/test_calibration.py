@@ -16,7 +16,7 @@ from aupipe.signal import calibration
 from aupipe.cli import main as cli
 from aupipe.learning.calibration_fit import raw_frames
 
-from .conftest import SAMPLES, clip
+from .conftest import SAMPLES, clip, clip_frames
 
 VIDEOS = [clip(e) for e in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")] + [SAMPLES / "single_face.mp4"]
 
@@ -222,3 +222,61 @@ def test_keep_hand_reports_but_does_not_fit(tmp_path: Path, raws: dict[str, pd.D
     code = cli.main(["calibrate", str(VIDEOS[0]), "--reference", str(reference), "-o", str(tmp_path / "x"),
                      "--keep-hand", "AU99"])  # fmt: skip
     assert code == 2 and "AU99" in _one_error_line(capsys)
+
+
+def _hap_face() -> tuple[np.ndarray, np.ndarray]:
+    """One RGB frame of the HAP sample and its landmarks (pixels), from the direct landmarker."""
+    import cv2
+
+    from aupipe.signal import landmarks
+
+    rgb = cv2.cvtColor(clip_frames("HAP")[20], cv2.COLOR_BGR2RGB)
+    with landmarks.open_landmarker(landmarks.LandmarkSettings()) as landmarker:
+        faces = landmarker.detect_rgb(rgb, 0.0)
+    return rgb, faces[0].points_px
+
+
+def test_face_hog_follows_the_face_not_the_frame() -> None:
+    """The HOG is read from the face aligned on its rigid landmarks: moving and scaling the picture
+    barely changes it; another face position within the frame, with the landmarks, is the same face."""
+    import cv2
+
+    from aupipe.signal.appearance import HOG_DIMS, face_hog
+
+    rgb, points = _hap_face()
+    hog = face_hog(rgb, points)
+    assert hog.shape == (HOG_DIMS,) and hog.dtype == np.float32 and (hog >= 0).all() and hog.std() > 0.01
+    shift = np.array([23.0, -11.0])
+    moved = cv2.warpAffine(rgb, np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]]), rgb.shape[1::-1],
+                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    scaled = cv2.resize(rgb, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_LINEAR)
+    assert np.corrcoef(hog, face_hog(moved, points[:, :2] + shift))[0, 1] > 0.98
+    assert np.corrcoef(hog, face_hog(scaled, points[:, :2] * 1.5))[0, 1] > 0.9
+    wrong = face_hog(rgb, points[:, :2] + np.array([60.0, 0.0]))  # landmarks that are not on the face
+    assert np.corrcoef(hog, wrong)[0, 1] < 0.9
+
+
+def test_hog_directions_round_trip_and_bad_ones_get_one_line(tmp_path: Path, capsys) -> None:
+    shipped = calibration.load_calibration()
+    assert shipped.appearance is not None, "the shipped calibration has no HOG directions"
+    data = shipped.to_json()
+    again = calibration.from_json(json.loads(json.dumps(data)), "copy")
+    for name in ("mean", "raw", "delta"):
+        assert np.array_equal(getattr(again.appearance, name), getattr(shipped.appearance, name))
+    assert again.appearance.aus == shipped.appearance.aus
+    data["appearance"]["raw"] = data["appearance"]["raw"][:-8]  # a truncated array
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "au_calibration.json").write_text(json.dumps(data))
+    code = cli.main(["run", str(clip("NEU")), "-o", str(tmp_path / "w.csv"), "--au-calibration", str(bad)])
+    assert code != 0 and "appearance" in _one_error_line(capsys)
+    assert not (tmp_path / "w.csv").exists()
+
+
+def test_frame_table_carries_the_hog_scores_of_the_calibration(analysed: dict) -> None:
+    frames = analysed["HAP"].frames
+    shipped = calibration.load_calibration()
+    for column in shipped.appearance.columns():
+        assert column in frames.columns
+        assert np.isfinite(frames.loc[frames["face_found"], column]).all()
+    assert not any(c.startswith("hog_") for c in frames.columns), "the raw HOG stays out of the outputs"

@@ -17,6 +17,7 @@ import pandas as pd
 
 from aupipe.chain.settings import PipelineSettings
 from aupipe.errors import AupipeWarning
+from aupipe.signal.calibration import load_calibration
 from aupipe.signal import appearance, aus, landmarks, normalize, speech, tracking, video
 from aupipe.signal.native import quiet_native_stderr
 from aupipe.signal.video import batched
@@ -53,6 +54,14 @@ def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = Pip
     texture = batch.appearance if batch.appearance is not None else np.full((len(batch), len(appearance.NAMES)), np.nan)
     for j, name in enumerate(appearance.NAMES):
         data[f"a_{name}"] = texture[:, j]
+    directions = load_calibration(settings.aus.calibration).appearance
+    if directions is not None or settings.include_descriptor:
+        hog = batch.hog if batch.hog is not None else np.full((len(batch), appearance.HOG_DIMS), np.nan, np.float32)
+        descriptor = appearance.face_descriptor(hog, mesh, batch.blendshapes)
+        if directions is not None:
+            data.update(directions.scores(descriptor))
+        if settings.include_descriptor:
+            data.update({f"desc_{j:04d}": descriptor[:, j] for j in range(appearance.DESCRIPTOR_DIMS)})
     if settings.landmarks.num_faces > 1:  # the tracker's inputs (aupipe.signal.tracking), removed by it
         n = len(batch)
         data["face_slot"] = batch.face_slot if batch.face_slot is not None else np.zeros(n, np.int64)
@@ -70,7 +79,7 @@ def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = Pip
 def order_columns(frames: pd.DataFrame) -> pd.DataFrame:
     """Frame table in documented order: ids and pose, AUs (``_r``, sided, ``_c``), the rest."""
     au_first = [c for c in (*aus.au_columns(), *aus.presence_columns()) if c in frames.columns]
-    head = [c for c in frames.columns if not (c.startswith(("g_", "bs_", "a_")) or c[:2] in ("x_", "y_", "z_"))]
+    head = [c for c in frames.columns if not (c.startswith(("g_", "bs_", "a_", "desc_")) or c[:2] in ("x_", "y_", "z_"))]
     head = [c for c in head if c not in au_first]
     tail = [c for c in frames.columns if c not in head and c not in au_first]
     return frames[head + au_first + tail]

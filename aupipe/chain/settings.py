@@ -41,6 +41,7 @@ class PipelineSettings:
     spotting: spotting.SpottingSettings | None = field(default_factory=spotting.SpottingSettings)  # None: off
     chunk_frames: int = 64
     include_landmarks: bool = True
+    include_descriptor: bool = False  # the face descriptor as desc_0000... columns (fitting a calibration)
     au_backend: str = "mediapipe"
     parallel: ParallelSettings = field(default_factory=ParallelSettings)
     tracking: tracking.TrackSettings = field(default_factory=tracking.TrackSettings)

@@ -3,10 +3,11 @@
 ``fit_calibration`` takes prepared videos (raw frame tables + aligned reference codes + a person
 label), learns the population neutral, then per AU cross-validates three forms over people —
 "hand" (the hand scales), "linear" (non-negative weights over the AU's own signals) and "ramp"
-(linear, then a monotone piecewise-linear curve) — keeps the best held-out one (it must beat
-the hand scales' pooled r by ``min_gain`` without lowering their per-person r) and refits it on
-every person. ``calibrate`` runs it end to
-end on videos and reference files and writes ``OUT/au_calibration.json`` and ``OUT/agreement.csv``.
+(linear, then a monotone piecewise-linear curve) — keeps the best held-out one (by pooled r,
+``CalibrationSettings``) and refits it on every person. Before that, ``fit_appearance`` fits the
+face-score directions (``calibration.AuAppearance``) whose scores are signals of every AU.
+``calibrate`` runs it end to end on videos and reference files and writes
+``OUT/au_calibration.json`` and ``OUT/agreement.csv``.
 """
 
 from __future__ import annotations
@@ -24,28 +25,37 @@ import pandas as pd
 from aupipe.learning import agreement
 from aupipe.signal import aus
 from aupipe.signal.calibration import (
-    CALIBRATION_FILE, SIGNALS, AuCalibration, AuMap, Population, apply_map,
+    CALIBRATION_FILE, SIGNALS, AuAppearance, AuCalibration, AuMap, Population, apply_map,
     ramp_basis, signal_values,
 )  # fmt: skip
 from aupipe.errors import InputError
 
 FORMS: tuple[str, ...] = ("hand", "linear", "ramp")
 #: Bumped whenever the raw frame table's columns change (cached tables of another version are not reused).
-FRAME_FEATURES = 3
+FRAME_FEATURES = 5
 MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face widths, or 0-5)
 
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    """min_gain: a fitted form must beat the hand scales' held-out pooled r by this much without
-    lowering the median per-person r; max_folds: leave-one-person-out up to this many people,
+    """min_gain: a fitted form must beat the hand scales' held-out pooled r by this much (and, with
+    ``person_rule``, not lower the median per-person r; the shipped fit turns both off,
+    ``scripts/fit_au_calibration.py``); max_folds: leave-one-person-out up to this many people,
     grouped folds beyond; min_frames: reference frames an AU needs before it is fitted; keep_hand:
-    AUs whose reference is known to be unreliable: cross-validated and reported, never fitted."""
+    AUs whose reference is known to be unreliable: cross-validated and reported, never fitted;
+    face_ridge: the face-score directions' ridge penalty (per frame, on standardised descriptor
+    values; 0 = no face scores); face_folds: person-grouped folds of their out-of-fold scores
+    (``fit_appearance``); face_min_people: fewer people than this fit no face scores (a direction
+    in thousands of dimensions learned from one or two faces learns those faces)."""
 
     min_gain: float = 0.02
     max_folds: int = 40
     min_frames: int = 200
     keep_hand: tuple[str, ...] = ()
+    person_rule: bool = True
+    face_ridge: float = 3.0
+    face_folds: int = 5
+    face_min_people: int = 10
     aus: aus.AuSettings = dataclasses.field(default_factory=lambda: aus.AuSettings(calibration="hand"))
 
 
@@ -207,15 +217,15 @@ def rows_of(rows: list[dict[str, object]], au: str, form: str) -> dict[str, obje
     return next(row for row in rows if row["au"] == au and row["form"] == form)
 
 
-def _beats(candidate: dict[str, object], incumbent: dict[str, object], margin: float) -> bool:
-    """A form wins when its held-out pooled r is higher by ``margin`` and its per-person r is not lower."""
+def _beats(candidate: dict[str, object], incumbent: dict[str, object], margin: float, person_rule: bool = True) -> bool:
+    """A form wins when its held-out pooled r is higher by ``margin`` and (``person_rule``) its per-person r is not lower."""
     r, person_r = float(candidate["r"]), float(candidate["person_r"])  # type: ignore[arg-type]
     best_r, best_person_r = float(incumbent["r"]), float(incumbent["person_r"])  # type: ignore[arg-type]
     if not (np.isfinite(r) and np.isfinite(person_r)):
         return False
     if not (np.isfinite(best_r) and np.isfinite(best_person_r)):
         return True
-    return r >= best_r + margin and person_r >= best_person_r
+    return r >= best_r + margin and (person_r >= best_person_r or not person_rule)
 
 
 def _folds(people: list[str], max_folds: int) -> list[list[str]]:
@@ -224,11 +234,116 @@ def _folds(people: list[str], max_folds: int) -> list[list[str]]:
     return [people[i::max_folds] for i in range(max_folds)]
 
 
+def _descriptor_design(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2 DESCRIPTOR_DIMS) float32 face descriptor and its change from the clip's median over
+    face frames, and the face mask (n,)."""
+    from aupipe.signal.appearance import DESCRIPTOR_DIMS
+
+    descriptor = raw[[f"desc_{j:04d}" for j in range(DESCRIPTOR_DIMS)]].to_numpy(dtype=np.float32)
+    face = np.isfinite(descriptor).all(axis=1)
+    median = np.median(descriptor[face], axis=0) if face.any() else np.zeros(DESCRIPTOR_DIMS, np.float32)
+    return np.hstack([descriptor, descriptor - median]), face
+
+
+def fit_appearance(
+    videos: Sequence[PreparedVideo], aus_fitted: Sequence[str], settings: CalibrationSettings
+) -> tuple[AuAppearance | None, dict[str, dict[str, np.ndarray]]]:
+    """Face-score directions per AU: ridge regression of each AU's reference on the standardised
+    face descriptor and its change from the clip's median (``_descriptor_design``; frames weighted
+    as the maps', penalty ``face_ridge`` x frames; frames where every AU in ``aus_fitted`` is
+    coded), fitted on every video; and each video's scores out of fold (person-grouped
+    ``face_folds``): the maps are fitted on those, so they weigh the face scores as they will work
+    on people the directions never saw. None (and no scores) without descriptor columns."""
+    from aupipe.signal.appearance import DESCRIPTOR_DIMS
+
+    usable = [v for v in videos if "desc_0000" in v.raw.columns]
+    few = len({v.person for v in videos}) < settings.face_min_people
+    if settings.face_ridge <= 0 or not aus_fitted or len(usable) < len(videos) or few:
+        return None, {}
+    designs = {v.key: _descriptor_design(v.raw) for v in videos}
+    rows = {}
+    for v in videos:
+        x, face = designs[v.key]
+        y = v.reference.reindex(columns=list(aus_fitted)).to_numpy(dtype=np.float64)
+        rows[v.key] = face & np.isfinite(y).all(axis=1)
+    n_rows = sum(int(r.sum()) for r in rows.values())
+    if n_rows < settings.min_frames:
+        return None, {}
+    total = np.zeros(2 * DESCRIPTOR_DIMS)
+    square = np.zeros(2 * DESCRIPTOR_DIMS)
+    weight_sum = 0.0
+    for v in videos:
+        x = designs[v.key][0][rows[v.key]].astype(np.float64)
+        w = 1.0 / np.sqrt(max(len(x), 1))
+        total += w * x.sum(axis=0)
+        square += w * (x**2).sum(axis=0)
+        weight_sum += w * len(x)
+    mean = total / max(weight_sum, 1e-12)
+    scale = np.sqrt(np.maximum(square / max(weight_sum, 1e-12) - mean**2, 0.0)) + 1e-6
+
+    def moments(group: Sequence[PreparedVideo]) -> tuple[np.ndarray, np.ndarray, float]:
+        gram = np.zeros((2 * DESCRIPTOR_DIMS + 1, 2 * DESCRIPTOR_DIMS + 1))
+        cross = np.zeros((2 * DESCRIPTOR_DIMS + 1, len(aus_fitted)))
+        frames = 0.0
+        for v in group:
+            keep = rows[v.key]
+            if not keep.any():
+                continue
+            z = np.hstack([(designs[v.key][0][keep] - mean) / scale, np.ones((int(keep.sum()), 1))])
+            y = v.reference.reindex(columns=list(aus_fitted)).to_numpy(dtype=np.float64)[keep]
+            w = 1.0 / np.sqrt(len(z))
+            gram += w * (z.T @ z)
+            cross += w * (z.T @ y)
+            frames += w * len(z)
+        return gram, cross, frames
+
+    def solve(gram: np.ndarray, cross: np.ndarray, frames: float) -> np.ndarray:
+        penalty = np.full(len(gram), settings.face_ridge * frames)
+        penalty[-1] = 1e-6 * frames  # the intercept is barely penalised
+        return np.linalg.solve(gram + np.diag(penalty), cross)
+
+    people = sorted({v.person for v in videos})
+    folds = [people[i :: settings.face_folds] for i in range(min(settings.face_folds, len(people)))]
+    by_fold = [moments([v for v in videos if v.person in fold]) for fold in folds]
+    gram = sum(m[0] for m in by_fold)
+    cross = sum(m[1] for m in by_fold)
+    frames = sum(m[2] for m in by_fold)
+
+    def directions(coef: np.ndarray) -> AuAppearance:
+        weights = coef[:-1] / scale[:, None]  # per descriptor unit, (2 DESCRIPTOR_DIMS, k)
+        raw, delta = weights[:DESCRIPTOR_DIMS], weights[DESCRIPTOR_DIMS:]
+        # the change part was centred on its own mean in the fit; at run time it is measured from the neutral
+        offset = coef[-1] - mean[DESCRIPTOR_DIMS:] @ delta
+        return AuAppearance(tuple(aus_fitted), mean[:DESCRIPTOR_DIMS].astype(np.float32),
+                            raw.T.astype(np.float32), delta.T.astype(np.float32), offset.astype(np.float32))  # fmt: skip
+
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for fold, (g, c, f) in zip(folds, by_fold, strict=True):
+        held_out = directions(solve(gram - g, cross - c, frames - f)) if len(folds) > 1 else None
+        for v in videos:
+            if v.person in fold:
+                descriptor = designs[v.key][0][:, :DESCRIPTOR_DIMS]
+                scores[v.key] = (held_out or directions(solve(gram, cross, frames))).scores(descriptor)
+    return directions(solve(gram, cross, frames)), scores
+
+
+def _with_scores(video: PreparedVideo, scores: dict[str, np.ndarray]) -> PreparedVideo:
+    """The video with its face-score columns (``a_face_AUxx``, ``a_faced_AUxx``), without its descriptor."""
+    raw = video.raw.drop(columns=[c for c in video.raw.columns if c.startswith("desc_")])
+    return dataclasses.replace(video, raw=raw.assign(**scores))
+
+
 def fit_calibration(
     videos: Sequence[PreparedVideo], settings: CalibrationSettings = CalibrationSettings(),
     source: str = "aupipe calibrate", log: Callable[[str], None] | None = None,
 ) -> CalibrationResult:  # fmt: skip
-    """Population neutral, then per AU the best held-out form, refitted on every person."""
+    """HOG directions (``fit_appearance``), the population neutral, then per AU the best held-out
+    form, refitted on every person."""
+    to_fit = [au for au in aus.AU_NAMES if any(au in v.reference for v in videos) and au not in settings.keep_hand]
+    appearance, scores = fit_appearance(videos, to_fit, settings)
+    if log and appearance is not None:
+        log(f"face-score directions fitted for {len(appearance.aus)} AUs (out-of-fold scores over {settings.face_folds} person folds)")
+    videos = [_with_scores(v, scores.get(v.key, {})) for v in videos]
     population = population_neutral(videos, settings.aus)
     by_video = {v.key: features(v.raw, population, settings.aus) for v in videos}
     people = sorted({v.person for v in videos})
@@ -261,7 +376,8 @@ def fit_calibration(
             rows.append({"au": au, "form": form, **row})
         best = "hand"
         for form in FORMS[1:]:
-            if _beats(rows_of(rows, au, form), rows_of(rows, au, best), settings.min_gain if best == "hand" else 0.0):
+            margin = settings.min_gain if best == "hand" else 0.0
+            if _beats(rows_of(rows, au, form), rows_of(rows, au, best), margin, settings.person_rule):
                 best = form
         if au in settings.keep_hand:
             best = "hand"
@@ -279,7 +395,7 @@ def fit_calibration(
         "source": source, "n_videos": len(videos), "n_people": len(people),
         "reference_aus": coded, "aupipe_version": _version(),
     }  # fmt: skip
-    calibration = AuCalibration(maps, population, source, meta)
+    calibration = AuCalibration(maps, population, source, meta, appearance)
     table = pd.DataFrame(rows, columns=["au", "form", "r", "icc", "f1", "person_r", "n_frames", "chosen"])
     return CalibrationResult(calibration, table)
 
@@ -303,7 +419,7 @@ def raw_frames(video: Path, cache_dir: Path | None = None) -> pd.DataFrame:
     from aupipe.chain.settings import PipelineSettings
     from aupipe.chain.frames import stream_frames
 
-    settings = PipelineSettings(include_landmarks=False)
+    settings = PipelineSettings(include_landmarks=False, include_descriptor=True, aus=aus.AuSettings(calibration="hand"))
     target = None
     if cache_dir is not None:
         target = Path(cache_dir) / f"{_file_digest(video)[:24]}-{_version()}-f{FRAME_FEATURES}.parquet"

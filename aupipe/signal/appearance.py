@@ -11,9 +11,22 @@ folds) divided by the patch's mean grey level, so lighting and contrast changes 
 Columns ``a_gx_<region>`` / ``a_gy_<region>`` (dimensionless, >= 0; NaN without face). Sided
 regions end in ``_left`` / ``_right``, the person's own sides, like the geometric measures.
 About 0.2 ms per frame (10 patches of 24 x 24 pixels): 2-3 % of the landmark stage at 720p.
+
+The whole face's appearance (``face_hog``): the face warped by a similarity (fitted on rigid
+landmarks: eye corners, nose, temples, forehead) onto MediaPipe's canonical face, ``FACE_PX`` x
+``FACE_PX`` grey pixels, described by a histogram of oriented gradients (``HOG_DIMS`` values:
+8-pixel cells, 2 x 2-cell blocks, 9 orientations, as OpenCV's ``HOGDescriptor``). It is what
+OpenFace's AU models read (on 112 pixels). About 0.15 ms per frame.
+
+``face_descriptor`` joins it with the normalised mesh's x, y and the blendshape scores: the
+vector that the calibration projects onto a fitted direction per AU (``aupipe.signal.calibration``,
+columns ``a_face_AUxx`` / ``a_faced_AUxx``).
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import numpy as np
 
@@ -61,3 +74,65 @@ def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: flo
         out[2 * k] = cv2.norm(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.NORM_L1) / level
         out[2 * k + 1] = cv2.norm(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3), cv2.NORM_L1) / level
     return out
+
+
+FACE_PX = 64
+#: Landmarks that move little with expressions: eye corners, nose bridge and tip, temples, forehead.
+RIGID_IDS: tuple[int, ...] = (33, 133, 362, 263, 1, 4, 5, 6, 168, 197, 195, 234, 454, 127, 356, 10, 151, 9, 8)
+_FACE_SPAN = 1.24  # face widths across FACE_PX: the face from cheek to cheek fills about 80 % of the crop
+_FACE_CENTRE = (0.0, -0.039)  # canonical x, -y (face widths) at the crop's centre, just above the nose tip
+HOG_DIMS = 1764  # (64 / 8 - 1)^2 blocks x 4 cells x 9 orientations
+
+
+@functools.lru_cache(maxsize=1)
+def _hog() -> Any:
+    import cv2
+
+    return cv2.HOGDescriptor((FACE_PX, FACE_PX), (16, 16), (8, 8), (8, 8), 9)
+
+
+@functools.lru_cache(maxsize=1)
+def face_template_px() -> np.ndarray:
+    """(len(RIGID_IDS), 2) where the rigid landmarks of MediaPipe's canonical face fall in the crop (pixels)."""
+    from aupipe.signal.normalize import canonical_face
+
+    vertices = canonical_face().vertices[list(RIGID_IDS)]
+    canonical = np.stack([vertices[:, 0], -vertices[:, 1]], axis=1)  # image y points down
+    return ((canonical - np.array(_FACE_CENTRE)) * (FACE_PX / _FACE_SPAN) + FACE_PX / 2.0).astype(np.float64)
+
+
+def similarity_to(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(2, 3) least-squares similarity (rotation, one scale, shift) taking source (k, 2) onto target (k, 2)."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - source_mean, target - target_mean
+    u, s, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rotation = u @ np.diag([1.0, d]) @ vt
+    scale = float(s[0] + d * s[1]) / max(float((a**2).sum()), 1e-12)
+    out = np.empty((2, 3))
+    out[:, :2] = scale * rotation
+    out[:, 2] = target_mean - scale * rotation @ source_mean
+    return out
+
+
+def face_hog(rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+    """HOG (HOG_DIMS,) float32 of one face: rgb (h, w, 3) uint8, landmarks_px (478, 2+) pixels."""
+    import cv2
+
+    affine = similarity_to(landmarks_px[list(RIGID_IDS), :2].astype(np.float64), face_template_px())
+    face = cv2.warpAffine(rgb, affine, (FACE_PX, FACE_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _hog().compute(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)).reshape(-1)
+
+
+N_MESH_POINTS = 478
+N_BLENDSHAPES = 52
+#: Length of ``face_descriptor``: the HOG, the mesh's x and y, the blendshape scores.
+DESCRIPTOR_DIMS = HOG_DIMS + 2 * N_MESH_POINTS + N_BLENDSHAPES
+
+
+def face_descriptor(hog: np.ndarray, mesh: np.ndarray, blendshapes: np.ndarray) -> np.ndarray:
+    """(n, DESCRIPTOR_DIMS) float32 of hog (n, HOG_DIMS), the normalised mesh (n, 478, 3+, face
+    widths; only x and y are used) and the blendshape scores (n, 52, 0..1). NaN rows stay NaN."""
+    n = len(hog)
+    return np.hstack([np.asarray(hog, dtype=np.float32), np.asarray(mesh[:, :, :2], dtype=np.float32).reshape(n, 2 * N_MESH_POINTS),
+                      np.asarray(blendshapes, dtype=np.float32)])  # fmt: skip

@@ -382,6 +382,9 @@ def estimate_baseline(
         )
     geometry = measures.loc[chosen].median()
     raw = blendshapes.loc[chosen].median() if blendshapes is not None else None
+    if raw is not None and not given:  # face-score changes are fitted from the span's median (calibration_fit)
+        changes = [c for c in raw.index if c.startswith("a_faced_")]
+        raw[changes] = blendshapes.loc[face, changes].median()
     if population is None or raw is None:
         blendshape = blendshape_au.loc[chosen].median().clip(upper=settings.max_resting_offset)
         return Baseline(blendshape, geometry, label, int(chosen.sum()), raw, 1.0)
@@ -600,6 +603,11 @@ def step(
 def compute_aus(
     frames: pd.DataFrame, settings: AuSettings = AuSettings(), baseline: Baseline | None = None
 ) -> tuple[pd.DataFrame, Baseline | None]:
-    """AUs of a whole frame table at once (the non-streaming form of ``step``) and its baseline."""
+    """AUs of a whole frame table at once (the non-streaming form of ``step``) and its baseline.
+    A table with the face descriptor (``desc_0000``..., ``PipelineSettings.include_descriptor``)
+    gets its face-score columns from the calibration first (``calibration.with_appearance_scores``)."""
+    from aupipe.signal.calibration import load_calibration, with_appearance_scores
+
+    frames = with_appearance_scores(frames, load_calibration(settings.calibration))
     out, state = step(AuState(), frames, settings, final=True, baseline=baseline)
     return out, state.baseline

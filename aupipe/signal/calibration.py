@@ -13,7 +13,15 @@ scaled intensity of ``aus`` (``hand``, 0-5). A map is
     z = sum_j weight_j * signal_j + intercept          (weights >= 0: monotone in every signal)
     intensity = clip(ramp(z), 0, 5)                     (ramp: piecewise linear, non-decreasing)
 
-``form`` "hand" keeps the hand-scaled intensity unchanged. Sided AUs apply the same map to each
+``form`` "hand" keeps the hand-scaled intensity unchanged.
+
+Face scores (``AuAppearance``, format version 2): per AU two fitted directions in the space of
+the face descriptor (``aupipe.signal.appearance.face_descriptor``: the face's HOG, the normalised
+mesh, the blendshapes). The frame table's ``a_face_AUxx`` = (descriptor - mean) . raw direction
+and ``a_faced_AUxx`` = (descriptor - mean) . change direction. They are signals like the others:
+``a:face_AUxx`` (as measured) and ``ad:faced_AUxx`` (minus the person's neutral), each with a
+weight >= 0 in the AU's map. The directions are a ridge regression of the reference on the
+descriptor and its change from the clip's median (``aupipe.learning.calibration_fit``). Sided AUs apply the same map to each
 side's signals (``AUxx_left_r`` / ``AUxx_right_r``); ``AUxx_r`` applies it to the mean of the sides.
 """
 
@@ -21,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import base64
+import binascii
 import functools
 import hashlib
 import json
@@ -35,9 +45,9 @@ from aupipe.errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "1a0cf1512bd1c3b757bcfc1d7478e1847c59a5d59705042379d158b9548cbf50"
+CALIBRATION_SHA256 = "a363b70da7c1e97c375cd22401f46b1b6e8ee604586bc90a111c8266dd8b131b"
 FORMAT = "aupipe-au-calibration"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Knots (on the z scale, 0-5 units) of the monotone output ramp.
 RAMP_KNOTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
@@ -127,6 +137,11 @@ SIGNALS: dict[str, tuple[str, ...]] = {
     "AU28": ("hand", "bs:mouthRollLower", "bs:mouthRollUpper"),
     "AU43": ("hand", "bs:eyeBlink", "bsd:eyeBlink", "g:-eye_aperture"),
 }
+#: AUs whose maps may read the face score only as a change from the neutral (``ad:faced_``), not
+#: as measured (``a:face_``): the lips and jaw, which speech moves syllable by syllable. The
+#: measured score carries the face's resting look and holds them up between syllables.
+CHANGE_ONLY: tuple[str, ...] = ("AU25", "AU26")
+SIGNALS = {au: (*names, *(() if au in CHANGE_ONLY else (f"a:face_{au}",)), f"ad:faced_{au}") for au, names in SIGNALS.items()}
 
 
 @dataclass(frozen=True)
@@ -159,13 +174,73 @@ class Population:
 
 
 @dataclass(frozen=True)
+class AuAppearance:
+    """Fitted face-descriptor directions: ``aus`` (k,), ``mean`` (DESCRIPTOR_DIMS,), ``raw`` and
+    ``delta`` (k, DESCRIPTOR_DIMS), in 0-5 units per descriptor unit, and ``offset`` (k,, 0-5
+    units): ``a_face_AUxx`` + the change of ``a_faced_AUxx`` from the neutral is the ridge's
+    prediction of the AU (module doc)."""
+
+    aus: tuple[str, ...]
+    mean: np.ndarray
+    raw: np.ndarray
+    delta: np.ndarray
+    offset: np.ndarray
+
+    def columns(self) -> list[str]:
+        """The frame-table columns these directions give, in order."""
+        return [f"a_face{kind}_{au}" for au in self.aus for kind in ("", "d")]
+
+    def scores(self, descriptor: np.ndarray) -> dict[str, np.ndarray]:
+        """Frame-table columns (n,) of descriptor (n, DESCRIPTOR_DIMS); NaN rows stay NaN."""
+        centred = np.asarray(descriptor, dtype=np.float64) - self.mean  # float64: equal whatever the chunking
+        raw = centred @ self.raw.T.astype(np.float64) + self.offset
+        delta = centred @ self.delta.T.astype(np.float64)
+        out: dict[str, np.ndarray] = {}
+        for k, au in enumerate(self.aus):
+            out[f"a_face_{au}"], out[f"a_faced_{au}"] = raw[:, k], delta[:, k]
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        def packed(values: np.ndarray) -> str:
+            return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+        return {"aus": list(self.aus), "dtype": "float32-le-base64", "mean": packed(self.mean),
+                "raw": packed(self.raw), "delta": packed(self.delta),
+                "offset": [round(float(v), 6) for v in self.offset]}  # fmt: skip
+
+
+def appearance_from_json(data: dict[str, object], source: str) -> AuAppearance:
+    """``AuAppearance.to_json``'s inverse; a malformed one is an ``InputError``."""
+    from aupipe.signal.appearance import DESCRIPTOR_DIMS
+
+    names = tuple(str(au) for au in data["aus"])  # type: ignore[attr-defined]
+
+    def unpacked(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        packed = base64.b64decode(str(data[key]), validate=True)
+        if len(packed) % 4:
+            raise InputError(f"{source}: appearance {key}: {len(packed)} bytes, not float32 values")
+        values = np.frombuffer(packed, dtype="<f4")
+        if values.size != int(np.prod(shape)):
+            raise InputError(f"{source}: appearance {key}: {values.size} values, expected {int(np.prod(shape))}")
+        return values.reshape(shape).astype(np.float32)
+
+    offset = np.asarray([float(v) for v in data["offset"]], dtype=np.float32)  # type: ignore[attr-defined]
+    if offset.shape != (len(names),):
+        raise InputError(f"{source}: appearance offset: {offset.size} values, expected {len(names)}")
+    return AuAppearance(names, unpacked("mean", (DESCRIPTOR_DIMS,)), unpacked("raw", (len(names), DESCRIPTOR_DIMS)),
+                        unpacked("delta", (len(names), DESCRIPTOR_DIMS)), offset)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class AuCalibration:
-    """Per-AU maps plus the population neutral; ``source`` names where it came from."""
+    """Per-AU maps plus the population neutral and (optionally) the fitted HOG directions;
+    ``source`` names where it came from."""
 
     maps: dict[str, AuMap]
     population: Population | None
     source: str = "hand scales"
     meta: dict[str, object] = field(default_factory=dict)
+    appearance: AuAppearance | None = None
 
     def to_json(self) -> dict[str, object]:
         population = None
@@ -178,7 +253,8 @@ class AuCalibration:
                 "expressiveness": round(float(p.expressiveness), 6),
             }
         return {"format": FORMAT, "version": FORMAT_VERSION, "meta": self.meta, "population": population,
-                "aus": {au: m.to_json() for au, m in self.maps.items()}}  # fmt: skip
+                "aus": {au: m.to_json() for au, m in self.maps.items()},
+                "appearance": self.appearance.to_json() if self.appearance is not None else None}  # fmt: skip
 
 
 HAND = AuCalibration(maps={}, population=None)
@@ -204,10 +280,23 @@ def from_json(data: dict[str, object], source: str) -> AuCalibration:
             p = dict(data["population"])  # type: ignore[call-overload]
             population = Population(pd.Series(p["blendshape"], dtype=float), pd.Series(p["geometry"], dtype=float),
                                     pd.Series(p["spread"], dtype=float), float(p["expressiveness"]))  # fmt: skip
-    except (KeyError, TypeError, ValueError) as err:
+        appearance = appearance_from_json(dict(data["appearance"]), source) if data.get("appearance") else None  # type: ignore[call-overload]
+    except (KeyError, TypeError, ValueError, binascii.Error) as err:
         raise InputError(f"{source}: malformed AU calibration ({err})") from None
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    return AuCalibration(maps, population, source, dict(meta))  # type: ignore[arg-type]
+    return AuCalibration(maps, population, source, dict(meta), appearance)  # type: ignore[arg-type]
+
+
+def with_appearance_scores(frames: pd.DataFrame, calibration: AuCalibration) -> pd.DataFrame:
+    """A frame table with ``desc_0000``... columns (the face descriptor, ``PipelineSettings.include_descriptor``)
+    as the pipeline gives it under ``calibration``: its face-score columns added, the descriptor dropped."""
+    descriptor_columns = [c for c in frames.columns if c.startswith("desc_")]
+    if not descriptor_columns:
+        return frames
+    out = frames.drop(columns=descriptor_columns)
+    if calibration.appearance is None:
+        return out
+    return out.assign(**calibration.appearance.scores(frames[descriptor_columns].to_numpy(dtype=np.float32)))
 
 
 def _check_map(au: str, m: AuMap, source: str) -> None:
@@ -287,11 +376,14 @@ def signal_values(
         column = f"{au}_{side}_r" if side and f"{au}_{side}_r" in hand else f"{au}_r"
         return np.asarray(hand[column], dtype=np.float64)
     if kind in ("a", "ad"):
+        if stem.startswith("face") and f"a_{stem}" not in blendshapes:  # a table measured without them: 0, no change
+            return np.zeros(len(next(iter(hand.values())) if isinstance(hand, dict) else hand), dtype=np.float64)
         sided = f"a_{stem}_left" in blendshapes
         names = ([f"a_{stem}_{side}"] if side else [f"a_{stem}_left", f"a_{stem}_right"]) if sided else [f"a_{stem}"]
         value = _mean_of(blendshapes, names)
         if kind == "ad":
-            value = value - float(np.mean([neutral_blendshape.get(n, np.nan) for n in names]))
+            neutral = float(np.mean([neutral_blendshape.get(n, np.nan) for n in names]))
+            value = value - (0.0 if stem.startswith("face") and not np.isfinite(neutral) else neutral)
         return value
     if kind in ("bs", "bsd"):
         sided = f"{stem}Left" in blendshapes

@@ -87,7 +87,8 @@ class LandmarkBatch:
     frame (n,) int; time_ms (n,) float; face_found (n,) bool;
     landmarks_px (n, 478, 3) float32; blendshapes (n, 52) float32;
     transform (n, 4, 4) float32; face_box_px (n, 4) float32 as x, y, width, height;
-    appearance (n, len(appearance.NAMES)) float32 region textures (None: not measured).
+    appearance (n, len(appearance.NAMES)) float32 region textures (None: not measured);
+    hog (n, appearance.HOG_DIMS) float32 the face's HOG (``appearance.face_hog``; None: not measured).
 
     One row per face found in a frame, in slot order (``face_slot`` (n,) int: 0, 1, ...),
     and one row with ``face_found`` False for a frame without a face; with ``num_faces`` 1 that
@@ -104,6 +105,7 @@ class LandmarkBatch:
     transform: np.ndarray
     face_box_px: np.ndarray
     appearance: np.ndarray | None = None
+    hog: np.ndarray | None = None
     face_slot: np.ndarray | None = None
     shot_change: np.ndarray | None = None
 
@@ -242,7 +244,7 @@ def detect(
     (``previous_histogram``: the histogram of the frame before the first one).
     """
     from aupipe.signal.appearance import NAMES as APPEARANCE_NAMES
-    from aupipe.signal.appearance import region_texture
+    from aupipe.signal.appearance import HOG_DIMS, face_hog, region_texture
     from aupipe.signal.normalize import face_width
 
     direct = hasattr(landmarker, "detect_rgb")
@@ -255,6 +257,7 @@ def detect(
     blend_rows: list[np.ndarray | None] = []
     transform_rows: list[np.ndarray | None] = []
     texture_rows: list[np.ndarray | None] = []
+    hog_rows: list[np.ndarray | None] = []
     frame_scores: list[float] = []
     histogram = previous_histogram
     timestamp = last_timestamp_ms
@@ -274,12 +277,14 @@ def detect(
             blend_rows.append(None)
             transform_rows.append(None)
             texture_rows.append(None)
+            hog_rows.append(None)
             continue
         for slot, points, shapes, matrix in faces:
             index.append(position)
             slots.append(slot)
             points_rows.append(points)
             texture_rows.append(region_texture(frame.rgb, points, float(face_width(points[None])[0])))
+            hog_rows.append(face_hog(frame.rgb, points))
             blend_rows.append(shapes)
             transform_rows.append(matrix)
     n = len(index)
@@ -318,6 +323,7 @@ def detect(
         transform=transform,
         face_box_px=face_box,
         appearance=stack(texture_rows, (n_appearance,)),
+        hog=stack(hog_rows, (HOG_DIMS,)),
         face_slot=np.asarray(slots, dtype=np.int64),
         shot_change=np.asarray(frame_scores, dtype=np.float32)[rows] if shot_changes else None,
     )
