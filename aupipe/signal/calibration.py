@@ -192,13 +192,16 @@ class AuAppearance:
 
     def scores(self, descriptor: np.ndarray) -> dict[str, np.ndarray]:
         """Frame-table columns (n,) of descriptor (n, DESCRIPTOR_DIMS); NaN rows stay NaN."""
-        centred = np.asarray(descriptor, dtype=np.float64) - self.mean  # float64: equal whatever the chunking
-        raw = centred @ self.raw.T.astype(np.float64) + self.offset
-        delta = centred @ self.delta.T.astype(np.float64)
-        out: dict[str, np.ndarray] = {}
-        for k, au in enumerate(self.aus):
-            out[f"a_face_{au}"], out[f"a_faced_{au}"] = raw[:, k], delta[:, k]
-        return out
+        weights, shift = self._projection
+        values = np.asarray(descriptor, dtype=np.float64) @ weights + shift  # float64: equal whatever the chunking
+        return {name: values[:, k] for k, name in enumerate(self.columns())}
+
+    @functools.cached_property
+    def _projection(self) -> tuple[np.ndarray, np.ndarray]:
+        """(DESCRIPTOR_DIMS, 2k) weights and (2k,) shift of ``scores``, columns in ``columns()`` order."""
+        weights = np.stack([self.raw, self.delta], axis=1).reshape(-1, self.raw.shape[1]).T.astype(np.float64)
+        shift = -self.mean.astype(np.float64) @ weights + np.stack([self.offset, np.zeros_like(self.offset)], axis=1).reshape(-1)
+        return weights, shift
 
     def to_json(self) -> dict[str, object]:
         def packed(values: np.ndarray) -> str:
