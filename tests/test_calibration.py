@@ -256,9 +256,9 @@ def test_face_hog_follows_the_face_not_the_frame() -> None:
     assert np.corrcoef(hog, wrong)[0, 1] < 0.9
 
 
-def test_hog_directions_round_trip_and_bad_ones_get_one_line(tmp_path: Path, capsys) -> None:
+def test_face_score_directions_round_trip_and_bad_ones_get_one_line(tmp_path: Path, capsys) -> None:
     shipped = calibration.load_calibration()
-    assert shipped.appearance is not None, "the shipped calibration has no HOG directions"
+    assert shipped.appearance is not None, "the shipped calibration has no face-score directions"
     data = shipped.to_json()
     again = calibration.from_json(json.loads(json.dumps(data)), "copy")
     for name in ("mean", "raw", "delta"):

@@ -256,16 +256,13 @@ def fit_appearance(
     on people the directions never saw. None (and no scores) without descriptor columns."""
     from aupipe.signal.appearance import DESCRIPTOR_DIMS
 
-    usable = [v for v in videos if "desc_0000" in v.raw.columns]
+    measured = all("desc_0000" in v.raw.columns for v in videos)
     few = len({v.person for v in videos}) < settings.face_min_people
-    if settings.face_ridge <= 0 or not aus_fitted or len(usable) < len(videos) or few:
+    if settings.face_ridge <= 0 or not aus_fitted or not measured or few:
         return None, {}
     designs = {v.key: _descriptor_design(v.raw) for v in videos}
-    rows = {}
-    for v in videos:
-        x, face = designs[v.key]
-        y = v.reference.reindex(columns=list(aus_fitted)).to_numpy(dtype=np.float64)
-        rows[v.key] = face & np.isfinite(y).all(axis=1)
+    codes = {v.key: v.reference.reindex(columns=list(aus_fitted)).to_numpy(dtype=np.float64) for v in videos}
+    rows = {v.key: designs[v.key][1] & np.isfinite(codes[v.key]).all(axis=1) for v in videos}
     n_rows = sum(int(r.sum()) for r in rows.values())
     if n_rows < settings.min_frames:
         return None, {}
@@ -290,7 +287,7 @@ def fit_appearance(
             if not keep.any():
                 continue
             z = np.hstack([(designs[v.key][0][keep] - mean) / scale, np.ones((int(keep.sum()), 1))])
-            y = v.reference.reindex(columns=list(aus_fitted)).to_numpy(dtype=np.float64)[keep]
+            y = codes[v.key][keep]
             w = 1.0 / np.sqrt(len(z))
             gram += w * (z.T @ z)
             cross += w * (z.T @ y)
@@ -317,14 +314,14 @@ def fit_appearance(
         return AuAppearance(tuple(aus_fitted), mean[:DESCRIPTOR_DIMS].astype(np.float32),
                             raw.T.astype(np.float32), delta.T.astype(np.float32), offset.astype(np.float32))  # fmt: skip
 
+    everyone = directions(solve(gram, cross, frames))
     scores: dict[str, dict[str, np.ndarray]] = {}
     for fold, (g, c, f) in zip(folds, by_fold, strict=True):
-        held_out = directions(solve(gram - g, cross - c, frames - f)) if len(folds) > 1 else None
+        held_out = directions(solve(gram - g, cross - c, frames - f)) if len(folds) > 1 else everyone
         for v in videos:
             if v.person in fold:
-                descriptor = designs[v.key][0][:, :DESCRIPTOR_DIMS]
-                scores[v.key] = (held_out or directions(solve(gram, cross, frames))).scores(descriptor)
-    return directions(solve(gram, cross, frames)), scores
+                scores[v.key] = held_out.scores(designs[v.key][0][:, :DESCRIPTOR_DIMS])
+    return everyone, scores
 
 
 def _with_scores(video: PreparedVideo, scores: dict[str, np.ndarray]) -> PreparedVideo:
@@ -337,8 +334,8 @@ def fit_calibration(
     videos: Sequence[PreparedVideo], settings: CalibrationSettings = CalibrationSettings(),
     source: str = "aupipe calibrate", log: Callable[[str], None] | None = None,
 ) -> CalibrationResult:  # fmt: skip
-    """HOG directions (``fit_appearance``), the population neutral, then per AU the best held-out
-    form, refitted on every person."""
+    """Face-score directions (``fit_appearance``), the population neutral, then per AU the best
+    held-out form, refitted on every person."""
     to_fit = [au for au in aus.AU_NAMES if any(au in v.reference for v in videos) and au not in settings.keep_hand]
     appearance, scores = fit_appearance(videos, to_fit, settings)
     if log and appearance is not None:

@@ -16,7 +16,7 @@ The whole face's appearance (``face_hog``): the face warped by a similarity (fit
 landmarks: eye corners, nose, temples, forehead) onto MediaPipe's canonical face, ``FACE_PX`` x
 ``FACE_PX`` grey pixels, described by a histogram of oriented gradients (``HOG_DIMS`` values:
 8-pixel cells, 2 x 2-cell blocks, 9 orientations, as OpenCV's ``HOGDescriptor``). It is what
-OpenFace's AU models read (on 112 pixels). About 0.15 ms per frame.
+OpenFace's AU models read (on 112 pixels). About 0.2-0.3 ms per frame.
 
 ``face_descriptor`` joins it with the normalised mesh's x, y and the blendshape scores: the
 vector that the calibration projects onto a fitted direction per AU (``aupipe.signal.calibration``,
@@ -79,6 +79,7 @@ def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: flo
 FACE_PX = 64
 #: Landmarks that move little with expressions: eye corners, nose bridge and tip, temples, forehead.
 RIGID_IDS: tuple[int, ...] = (33, 133, 362, 263, 1, 4, 5, 6, 168, 197, 195, 234, 454, 127, 356, 10, 151, 9, 8)
+_RIGID = np.array(RIGID_IDS)
 _FACE_SPAN = 1.24  # face widths across FACE_PX: the face from cheek to cheek fills about 80 % of the crop
 _FACE_CENTRE = (0.0, -0.039)  # canonical x, -y (face widths) at the crop's centre, just above the nose tip
 HOG_DIMS = 1764  # (64 / 8 - 1)^2 blocks x 4 cells x 9 orientations
@@ -96,7 +97,7 @@ def face_template_px() -> np.ndarray:
     """(len(RIGID_IDS), 2) where the rigid landmarks of MediaPipe's canonical face fall in the crop (pixels)."""
     from aupipe.signal.normalize import canonical_face
 
-    vertices = canonical_face().vertices[list(RIGID_IDS)]
+    vertices = canonical_face().vertices[_RIGID]
     canonical = np.stack([vertices[:, 0], -vertices[:, 1]], axis=1)  # image y points down
     return ((canonical - np.array(_FACE_CENTRE)) * (FACE_PX / _FACE_SPAN) + FACE_PX / 2.0).astype(np.float64)
 
@@ -119,7 +120,7 @@ def face_hog(rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
     """HOG (HOG_DIMS,) float32 of one face: rgb (h, w, 3) uint8, landmarks_px (478, 2+) pixels."""
     import cv2
 
-    affine = similarity_to(landmarks_px[list(RIGID_IDS), :2].astype(np.float64), face_template_px())
+    affine = similarity_to(landmarks_px[_RIGID, :2].astype(np.float64), face_template_px())
     face = cv2.warpAffine(rgb, affine, (FACE_PX, FACE_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return _hog().compute(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)).reshape(-1)
 

@@ -18,7 +18,7 @@ scaled intensity of ``aus`` (``hand``, 0-5). A map is
 Face scores (``AuAppearance``, format version 2): per AU two fitted directions in the space of
 the face descriptor (``aupipe.signal.appearance.face_descriptor``: the face's HOG, the normalised
 mesh, the blendshapes). The frame table's ``a_face_AUxx`` = (descriptor - mean) . raw direction
-and ``a_faced_AUxx`` = (descriptor - mean) . change direction. They are signals like the others:
++ offset and ``a_faced_AUxx`` = (descriptor - mean) . change direction. They are signals like the others:
 ``a:face_AUxx`` (as measured) and ``ad:faced_AUxx`` (minus the person's neutral), each with a
 weight >= 0 in the AU's map. The directions are a ridge regression of the reference on the
 descriptor and its change from the clip's median (``aupipe.learning.calibration_fit``). Sided AUs apply the same map to each
@@ -45,7 +45,7 @@ from aupipe.errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "a363b70da7c1e97c375cd22401f46b1b6e8ee604586bc90a111c8266dd8b131b"
+CALIBRATION_SHA256 = "40139e353566a6c7f6311795f75e9137f0a20870b361363410549272844207fd"
 FORMAT = "aupipe-au-calibration"
 FORMAT_VERSION = 2
 
@@ -380,7 +380,7 @@ def signal_values(
         return np.asarray(hand[column], dtype=np.float64)
     if kind in ("a", "ad"):
         if stem.startswith("face") and f"a_{stem}" not in blendshapes:  # a table measured without them: 0, no change
-            return np.zeros(len(next(iter(hand.values())) if isinstance(hand, dict) else hand), dtype=np.float64)
+            return np.zeros_like(signal_values("hand", au, side, blendshapes, measures, neutral_blendshape, neutral_geometry, hand))
         sided = f"a_{stem}_left" in blendshapes
         names = ([f"a_{stem}_{side}"] if side else [f"a_{stem}_left", f"a_{stem}_right"]) if sided else [f"a_{stem}"]
         value = _mean_of(blendshapes, names)
