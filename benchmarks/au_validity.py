@@ -62,7 +62,7 @@ HAP_AU04_MAX = 2.0
 CREMA_PERSON = "CREMA-D 1001"
 #: label -> ``AuSettings.calibration`` of the fixed (not refitted) variants.
 FIXED: dict[str, str | None] = {"hand": "hand", "shipped": None}
-FORM_LETTER = {"hand": "H", "linear": "L", "ramp": "R"}
+FORM_LETTER = {"hand": "H", "linear": "L", "ramp": "R", "face": "F"}
 
 
 FIT = importlib.import_module("aupipe.learning.calibration_fit")
@@ -132,11 +132,22 @@ def outer_folds(people: Sequence[str], n_folds: int) -> list[list[str]]:
     return [ordered[i::n_folds] for i in range(min(n_folds, len(ordered)))]
 
 
+def form_of(m: object) -> str:
+    """The fitted form of a map: "face" is a linear map of the two face scores with weights 1."""
+    if m is None:
+        return "hand"
+    if m.form == "linear" and m.weights == (1.0, 1.0) and m.intercept == 0.0 and all(
+        s.startswith(("a:face_", "ad:faced_")) for s in m.signals
+    ):
+        return "face"
+    return str(m.form)
+
+
 def held_out(
     videos: Sequence[FIT.PreparedVideo], n_folds: int, work: Path, log: Callable[[str], None]
 ) -> tuple[list[pd.DataFrame], dict[str, str]]:
     """Per video (in order) its AUs under a calibration fitted without its person; and per AU the
-    form each fold chose (H hand, L linear, R ramp)."""
+    form each fold chose (H hand, L linear, R ramp, F face)."""
     predicted: dict[str, pd.DataFrame] = {}
     forms: dict[str, str] = {au: "" for au in AUS}
     settings = FIT.CalibrationSettings(max_folds=INNER_FOLDS, keep_hand=KEEP_HAND, **SHIPPED_RULES)
@@ -150,7 +161,7 @@ def held_out(
                 predicted[v.key] = predict(v.raw, str(folder))
         for au in AUS:
             m = result.calibration.maps.get(au)
-            forms[au] += FORM_LETTER.get(m.form if m is not None else "hand", "?")
+            forms[au] += FORM_LETTER.get(form_of(m), "?")
         log(f"  fold {i + 1}/{n_folds}: held out {len(fold)} people ({', '.join(fold)}), "
             f"fit on {len(train)} videos, {time.perf_counter() - start:.1f} s")  # fmt: skip
     return [predicted[v.key] for v in videos], forms
@@ -345,7 +356,7 @@ def run_all(args: argparse.Namespace, work: Path) -> int:
 
     print("Agreement with OpenFace 2.2 (frames where both found the face; pers r = median over people of per-person r)")
     print(
-        "(c) is in-sample: the shipped calibration was fitted on these people. forms = per outer fold, H hand L linear R ramp"
+        "(c) is in-sample: the shipped calibration was fitted on these people. forms = per outer fold, H hand L linear R ramp F face"
     )
     print(agreement_table(tables, {"forms": forms}))
     print()

@@ -1,11 +1,12 @@
 """Fit an AU calibration (``aupipe.signal.calibration``) to reference AU codes, with person-grouped CV.
 
 ``fit_calibration`` takes prepared videos (raw frame tables + aligned reference codes + a person
-label), learns the population neutral, then per AU cross-validates three forms over people —
-"hand" (the hand scales), "linear" (non-negative weights over the AU's own signals) and "ramp"
-(linear, then a monotone piecewise-linear curve) — keeps the best held-out one (by pooled r,
+label), learns the population neutral, then per AU cross-validates four forms over people —
+"hand" (the hand scales), "linear" (non-negative weights over the AU's own signals), "ramp"
+(linear, then a monotone piecewise-linear curve) and "face" (the face scores' own prediction) — keeps the best held-out one (by pooled r,
 ``CalibrationSettings``) and refits it on every person. Before that, ``fit_appearance`` fits the
-face-score directions (``calibration.AuAppearance``) whose scores are signals of every AU.
+face-score directions (``calibration.AuAppearance``, on every frame and its mirror image, ``mirror``) whose
+scores are signals of every AU.
 ``calibrate`` runs it end to end on videos and reference files and writes
 ``OUT/au_calibration.json`` and ``OUT/agreement.csv``.
 """
@@ -30,9 +31,11 @@ from aupipe.signal.calibration import (
 )  # fmt: skip
 from aupipe.errors import InputError
 
-FORMS: tuple[str, ...] = ("hand", "linear", "ramp")
+#: "face": the face scores' own prediction (``a:face`` + ``ad:faced``, weights 1, no intercept),
+#: the ridge's fit with nothing refitted on top; only for AUs that read both face scores.
+FORMS: tuple[str, ...] = ("hand", "linear", "ramp", "face")
 #: Bumped whenever the raw frame table's columns change (cached tables of another version are not reused).
-FRAME_FEATURES = 5
+FRAME_FEATURES = 6
 MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face widths, or 0-5)
 
 
@@ -46,7 +49,9 @@ class CalibrationSettings:
     face_ridge: the face-score directions' ridge penalty (per frame, on standardised descriptor
     values; 0 = no face scores); face_folds: person-grouped folds of their out-of-fold scores
     (``fit_appearance``); face_min_people: fewer people than this fit no face scores (a direction
-    in thousands of dimensions learned from one or two faces learns those faces)."""
+    in thousands of dimensions learned from one or two faces learns those faces); face_mirror: fit
+    the directions on every frame and its mirror image too (``mirror.mirrored_descriptor``; the
+    reference is the same), so a face score reads a mirrored face as it reads the face."""
 
     min_gain: float = 0.02
     max_folds: int = 40
@@ -56,6 +61,7 @@ class CalibrationSettings:
     face_ridge: float = 3.0
     face_folds: int = 5
     face_min_people: int = 10
+    face_mirror: bool = True
     aus: aus.AuSettings = dataclasses.field(default_factory=lambda: aus.AuSettings(calibration="hand"))
 
 
@@ -166,6 +172,9 @@ def fit_map(form: str, x: np.ndarray, y: np.ndarray, weight: np.ndarray, signals
     """
     if form == "hand":
         return AuMap()
+    if form == "face":
+        face = tuple(x for x in signals if x.startswith(("a:face_", "ad:faced_")))
+        return AuMap("linear", face, (1.0,) * len(face), 0.0) if len(face) == 2 else AuMap()
     root = np.sqrt(weight)[:, None]
     scale = x.std(axis=0)
     usable = np.flatnonzero(scale >= MIN_SIGNAL_SD)
@@ -234,12 +243,15 @@ def _folds(people: list[str], max_folds: int) -> list[list[str]]:
     return [people[i::max_folds] for i in range(max_folds)]
 
 
-def _descriptor_design(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 2 DESCRIPTOR_DIMS) float32 face descriptor and its change from the clip's median over
-    face frames, and the face mask (n,)."""
+def _descriptor_design(raw: pd.DataFrame, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2 DESCRIPTOR_DIMS) float32 face descriptor (of the mirror image with ``mirrored``) and its
+    change from the clip's median over face frames, and the face mask (n,)."""
+    from aupipe.learning.mirror import mirrored_descriptor
     from aupipe.signal.appearance import DESCRIPTOR_DIMS
 
     descriptor = raw[[f"desc_{j:04d}" for j in range(DESCRIPTOR_DIMS)]].to_numpy(dtype=np.float32)
+    if mirrored:
+        descriptor = mirrored_descriptor(descriptor)
     face = np.isfinite(descriptor).all(axis=1)
     median = np.median(descriptor[face], axis=0) if face.any() else np.zeros(DESCRIPTOR_DIMS, np.float32)
     return np.hstack([descriptor, descriptor - median]), face
@@ -261,6 +273,8 @@ def fit_appearance(
     if settings.face_ridge <= 0 or not aus_fitted or not measured or few:
         return None, {}
     designs = {v.key: _descriptor_design(v.raw) for v in videos}
+    copies = {v.key: [designs[v.key][0]] + ([_descriptor_design(v.raw, mirrored=True)[0]] if settings.face_mirror else [])
+              for v in videos}  # fmt: skip
     codes = {v.key: v.reference.reindex(columns=list(aus_fitted)).to_numpy(dtype=np.float64) for v in videos}
     rows = {v.key: designs[v.key][1] & np.isfinite(codes[v.key]).all(axis=1) for v in videos}
     n_rows = sum(int(r.sum()) for r in rows.values())
@@ -270,11 +284,12 @@ def fit_appearance(
     square = np.zeros(2 * DESCRIPTOR_DIMS)
     weight_sum = 0.0
     for v in videos:
-        x = designs[v.key][0][rows[v.key]].astype(np.float64)
-        w = 1.0 / np.sqrt(max(len(x), 1))
-        total += w * x.sum(axis=0)
-        square += w * (x**2).sum(axis=0)
-        weight_sum += w * len(x)
+        for copy in copies[v.key]:
+            x = copy[rows[v.key]].astype(np.float64)
+            w = 1.0 / np.sqrt(max(len(x), 1))
+            total += w * x.sum(axis=0)
+            square += w * (x**2).sum(axis=0)
+            weight_sum += w * len(x)
     mean = total / max(weight_sum, 1e-12)
     scale = np.sqrt(np.maximum(square / max(weight_sum, 1e-12) - mean**2, 0.0)) + 1e-6
 
@@ -286,25 +301,27 @@ def fit_appearance(
             keep = rows[v.key]
             if not keep.any():
                 continue
-            z = np.hstack([(designs[v.key][0][keep] - mean) / scale, np.ones((int(keep.sum()), 1))])
-            y = codes[v.key][keep]
-            w = 1.0 / np.sqrt(len(z))
-            gram += w * (z.T @ z)
-            cross += w * (z.T @ y)
-            frames += w * len(z)
+            for copy in copies[v.key]:
+                z = np.hstack([(copy[keep] - mean) / scale, np.ones((int(keep.sum()), 1))])
+                w = 1.0 / np.sqrt(len(z))
+                z *= np.sqrt(w)  # weighted rows: one (d, d) temporary per video, not two
+                gram += z.T @ z
+                cross += z.T @ (np.sqrt(w) * codes[v.key][keep])
+                frames += w * len(z)
         return gram, cross, frames
 
     def solve(gram: np.ndarray, cross: np.ndarray, frames: float) -> np.ndarray:
+        """Ridge coefficients; ``gram`` is overwritten (one (d, d) matrix of 2 x 5,472 + 1 is 0.96 GB)."""
+        from scipy.linalg import cho_factor, cho_solve
+
         penalty = np.full(len(gram), settings.face_ridge * frames)
         penalty[-1] = 1e-6 * frames  # the intercept is barely penalised
-        return np.linalg.solve(gram + np.diag(penalty), cross)
+        gram[np.diag_indices_from(gram)] += penalty
+        return cho_solve(cho_factor(gram, overwrite_a=True, check_finite=False), cross, check_finite=False)
 
     people = sorted({v.person for v in videos})
     folds = [people[i :: settings.face_folds] for i in range(min(settings.face_folds, len(people)))]
-    by_fold = [moments([v for v in videos if v.person in fold]) for fold in folds]
-    gram = sum(m[0] for m in by_fold)
-    cross = sum(m[1] for m in by_fold)
-    frames = sum(m[2] for m in by_fold)
+    gram, cross, frames = moments(videos)
 
     def directions(coef: np.ndarray) -> AuAppearance:
         weights = coef[:-1] / scale[:, None]  # per descriptor unit, (2 DESCRIPTOR_DIMS, k)
@@ -314,13 +331,18 @@ def fit_appearance(
         return AuAppearance(tuple(aus_fitted), mean[:DESCRIPTOR_DIMS].astype(np.float32),
                             raw.T.astype(np.float32), delta.T.astype(np.float32), offset.astype(np.float32))  # fmt: skip
 
-    everyone = directions(solve(gram, cross, frames))
     scores: dict[str, dict[str, np.ndarray]] = {}
-    for fold, (g, c, f) in zip(folds, by_fold, strict=True):
-        held_out = directions(solve(gram - g, cross - c, frames - f)) if len(folds) > 1 else everyone
+    for fold in folds if len(folds) > 1 else []:  # each fold's moments again: two matrices held, not one per fold
+        g, c, f = moments([v for v in videos if v.person in fold])
+        np.subtract(gram, g, out=g)
+        held_out = directions(solve(g, cross - c, frames - f))
+        del g
         for v in videos:
             if v.person in fold:
                 scores[v.key] = held_out.scores(designs[v.key][0][:, :DESCRIPTOR_DIMS])
+    everyone = directions(solve(gram, cross, frames))
+    if len(folds) <= 1:
+        scores = {v.key: everyone.scores(designs[v.key][0][:, :DESCRIPTOR_DIMS]) for v in videos}
     return everyone, scores
 
 
@@ -354,7 +376,9 @@ def fit_calibration(
             if log:
                 log(f"{au}: {len(y)} coded frames with a face, too few or constant: hand scales kept")
             continue
-        for form in FORMS:
+        has_face = appearance is not None and au in appearance.aus and fit_map("face", x, y, w, signals).form != "hand"
+        forms = [form for form in FORMS if form != "face" or has_face]
+        for form in forms:
             predicted: dict[str, list[np.ndarray]] = {"p": [], "r": [], "who": []}
             for held_out in _folds(people, settings.max_folds) if len(people) >= 3 else []:
                 train = [v for v in videos if v.person not in held_out]
@@ -372,7 +396,7 @@ def fit_calibration(
                 row = {"r": np.nan, "icc": np.nan, "f1": np.nan, "person_r": np.nan, "n_frames": 0}
             rows.append({"au": au, "form": form, **row})
         best = "hand"
-        for form in FORMS[1:]:
+        for form in forms[1:]:
             margin = settings.min_gain if best == "hand" else 0.0
             if _beats(rows_of(rows, au, form), rows_of(rows, au, best), margin, settings.person_rule):
                 best = form

@@ -15,7 +15,7 @@ scaled intensity of ``aus`` (``hand``, 0-5). A map is
 
 ``form`` "hand" keeps the hand-scaled intensity unchanged.
 
-Face scores (``AuAppearance``, format version 2): per AU two fitted directions in the space of
+Face scores (``AuAppearance``, format version 3; version 2 read an older descriptor): per AU two fitted directions in the space of
 the face descriptor (``aupipe.signal.appearance.face_descriptor``: the face's HOG, the normalised
 mesh, the blendshapes). The frame table's ``a_face_AUxx`` = (descriptor - mean) . raw direction
 + offset and ``a_faced_AUxx`` = (descriptor - mean) . change direction. They are signals like the others:
@@ -45,9 +45,11 @@ from aupipe.errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "40139e353566a6c7f6311795f75e9137f0a20870b361363410549272844207fd"
+CALIBRATION_SHA256 = "6a6c1335c236487f2eff26c26b63f5aa66bc7f89a71a5ece4d5091a36b1e143f"
 FORMAT = "aupipe-au-calibration"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: The first version whose face scores read today's descriptor (Felzenszwalb HOG of the masked 112-pixel face).
+DESCRIPTOR_VERSION = 3
 
 #: Knots (on the z scale, 0-5 units) of the monotone output ramp.
 RAMP_KNOTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
@@ -283,7 +285,12 @@ def from_json(data: dict[str, object], source: str) -> AuCalibration:
             p = dict(data["population"])  # type: ignore[call-overload]
             population = Population(pd.Series(p["blendshape"], dtype=float), pd.Series(p["geometry"], dtype=float),
                                     pd.Series(p["spread"], dtype=float), float(p["expressiveness"]))  # fmt: skip
-        appearance = appearance_from_json(dict(data["appearance"]), source) if data.get("appearance") else None  # type: ignore[call-overload]
+        appearance = None
+        if data.get("appearance"):
+            if int(data["version"]) < DESCRIPTOR_VERSION:  # type: ignore[call-overload]
+                raise InputError(f"{source}: its face scores were fitted on an earlier aupipe's face descriptor; "
+                                 "fit it again with `aupipe calibrate`")  # fmt: skip
+            appearance = appearance_from_json(dict(data["appearance"]), source)  # type: ignore[call-overload]
     except (KeyError, TypeError, ValueError, binascii.Error) as err:
         raise InputError(f"{source}: malformed AU calibration ({err})") from None
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
@@ -299,7 +306,8 @@ def with_appearance_scores(frames: pd.DataFrame, calibration: AuCalibration) -> 
     out = frames.drop(columns=descriptor_columns)
     if calibration.appearance is None:
         return out
-    return out.assign(**calibration.appearance.scores(frames[descriptor_columns].to_numpy(dtype=np.float32)))
+    scores = calibration.appearance.scores(frames[descriptor_columns].to_numpy(dtype=np.float32))
+    return pd.concat([out, pd.DataFrame(scores, index=out.index)], axis=1)  # one block: no fragmented-frame warning
 
 
 def _check_map(au: str, m: AuMap, source: str) -> None:
