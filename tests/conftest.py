@@ -66,3 +66,25 @@ def analysed() -> dict[str, object]:
         results["single_face"] = aupipe.analyze(SAMPLES / "single_face.mp4")
         results["no_face"] = aupipe.analyze(SAMPLES / "no_face.mp4")
     return results
+
+
+@pytest.fixture
+def ctrl_c_as_in_a_terminal() -> Iterable[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process for the test, as in an interactive terminal:
+    a test run started as a background job without job control inherits SIGINT ignored, and aupipe
+    rightly keeps ignoring what its parent told it to ignore."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child that is to be stopped with Ctrl-C: SIGINT at its default, as a
+    terminal gives it, even when the test run itself was started with SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

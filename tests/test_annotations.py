@@ -218,7 +218,9 @@ def test_boris_sheet_has_one_start_and_one_stop_per_event(coded_run: dict[str, P
     assert sheet["fps"].between(29.9, 30.1).all()
 
 
-def test_an_interrupted_run_keeps_the_events_found_in_every_format(tmp_path: Path, coded_run: dict[str, Path]) -> None:
+def test_an_interrupted_run_keeps_the_events_found_in_every_format(
+    tmp_path: Path, coded_run: dict[str, Path], ctrl_c_as_in_a_terminal: None
+) -> None:
     import dataclasses
 
     from aupipe.chain.settings import PipelineSettings

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import looped_clip
+from .conftest import looped_clip, sigint_as_in_a_terminal
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def start(video: Path, out: Path, workers: int = 0) -> subprocess.Popen[str]:
                "--neutral", "0-2s"]  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "aupipe", *command],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal,
     )  # fmt: skip
 
 
