@@ -324,16 +324,23 @@ def test_face_form_is_the_face_scores_own_prediction() -> None:
     assert fit_map("face", x[:, :2], y, w, ("bs:jawOpen", "ad:faced_AU26")).form == "hand"  # change only: no face form
 
 
+def _run_with_calibration(tmp_path: Path, data: dict) -> tuple[int, bool]:
+    """``aupipe run`` on the NEU sample under the calibration ``data`` (written to a folder):
+    its exit code and whether it wrote the windows file."""
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    (folder / "au_calibration.json").write_text(json.dumps(data))
+    code = cli.main(["run", str(clip("NEU")), "-o", str(tmp_path / "w.csv"), "--au-calibration", str(folder)])
+    return code, (tmp_path / "w.csv").exists()
+
+
 def test_face_scores_of_an_earlier_descriptor_get_one_line(tmp_path: Path, capsys) -> None:
     """A version-2 calibration's face scores read the old descriptor: one line saying to refit, nothing written."""
     data = calibration.load_calibration().to_json()
     data["version"] = 2
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "au_calibration.json").write_text(json.dumps(data))
-    code = cli.main(["run", str(clip("NEU")), "-o", str(tmp_path / "w.csv"), "--au-calibration", str(old)])
+    code, written = _run_with_calibration(tmp_path, data)
     assert code != 0 and "aupipe calibrate" in _one_error_line(capsys)
-    assert not (tmp_path / "w.csv").exists()
+    assert not written
 
 
 def test_face_score_directions_round_trip_and_bad_ones_get_one_line(tmp_path: Path, capsys) -> None:
@@ -345,12 +352,9 @@ def test_face_score_directions_round_trip_and_bad_ones_get_one_line(tmp_path: Pa
         assert np.array_equal(getattr(again.appearance, name), getattr(shipped.appearance, name))
     assert again.appearance.aus == shipped.appearance.aus
     data["appearance"]["raw"] = data["appearance"]["raw"][:-8]  # a truncated array
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "au_calibration.json").write_text(json.dumps(data))
-    code = cli.main(["run", str(clip("NEU")), "-o", str(tmp_path / "w.csv"), "--au-calibration", str(bad)])
+    code, written = _run_with_calibration(tmp_path, data)
     assert code != 0 and "appearance" in _one_error_line(capsys)
-    assert not (tmp_path / "w.csv").exists()
+    assert not written
 
 
 def test_frame_table_carries_the_hog_scores_of_the_calibration(analysed: dict) -> None:
