@@ -364,3 +364,37 @@ def test_frame_table_carries_the_hog_scores_of_the_calibration(analysed: dict) -
         assert column in frames.columns
         assert np.isfinite(frames.loc[frames["face_found"], column]).all()
     assert not any(c.startswith("hog_") for c in frames.columns), "the raw HOG stays out of the outputs"
+
+
+def test_refit_check_compares_numbers_not_bytes() -> None:
+    """``scripts/fit_au_calibration.py --check``: last-bit float32 noise of another CPU's BLAS
+    passes, a moved map weight, a changed form or a moved face direction does not."""
+    import base64
+    import copy
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_script", Path(__file__).parents[1] / "scripts" / "fit_au_calibration.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shipped = json.loads(script.SHIPPED.read_text())
+
+    def moved(key: str, index: int, by: float) -> dict:
+        out = copy.deepcopy(shipped)
+        values = np.frombuffer(base64.b64decode(out["appearance"][key]), dtype="<f4").copy()
+        values[index] += by
+        out["appearance"][key] = base64.b64encode(values.tobytes()).decode("ascii")
+        return out
+
+    assert script.differences(copy.deepcopy(shipped), shipped) == []
+    assert script.differences(moved("raw", 0, 3e-15), shipped) == []
+    found = script.differences(moved("delta", 7, 0.05), shipped)
+    assert len(found) == 1 and found[0].startswith("/appearance/delta")
+    weight = copy.deepcopy(shipped)
+    au, first = next((a, m) for a, m in weight["aus"].items() if m["weights"])
+    first["weights"][0] += 1e-3
+    form = copy.deepcopy(shipped)
+    form["aus"][au]["form"] = "hand" if form["aus"][au]["form"] != "hand" else "linear"
+    for changed in (weight, form):
+        found = script.differences(changed, shipped)
+        assert len(found) == 1 and f"/aus/{au}/" in found[0]
