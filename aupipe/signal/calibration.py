@@ -45,7 +45,7 @@ from aupipe.errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "6a6c1335c236487f2eff26c26b63f5aa66bc7f89a71a5ece4d5091a36b1e143f"
+CALIBRATION_SHA256 = "257f24637f6a4ec281bd6230bf51cf7b38cffeaf49b8cd96aeb4c5b8ce84653d"
 FORMAT = "aupipe-au-calibration"
 FORMAT_VERSION = 3
 #: The first version whose face scores read today's descriptor (Felzenszwalb HOG of the masked 112-pixel face).
