@@ -202,7 +202,9 @@ def summary_lines(label: str, table: pd.DataFrame, people: pd.Series) -> list[st
         f"{label}: median r over the {len(AUS)} AUs {table['r'].median():.2f} (pers r {table['person_r'].median():.2f}), "
         f"over the {len(KEY_AUS)} key AUs {table.loc[list(KEY_AUS), 'r'].median():.2f} "
         f"(pers r {table.loc[list(KEY_AUS), 'person_r'].median():.2f}); people with median r >= {GOOD_PERSON_R}: "
-        f"{good}/{known} ({100.0 * good / max(known, 1):.0f} %)"
+        f"{good}/{known} ({100.0 * good / max(known, 1):.0f} %)",
+        "  below: " + (", ".join(f"{who} {r:.2f}" for who, r in people[people < GOOD_PERSON_R].sort_values().items()) or "none")
+        + " (look at their frames: OpenFace is a reference, not ground truth)",
     ]  # fmt: skip
 
 
