@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.signal import find_peaks
 
 import aupipe
 from aupipe.signal import aus
@@ -112,8 +113,6 @@ def test_neutral_clip_is_near_zero_after_baseline_removal(analysed: dict) -> Non
 @pytest.mark.parametrize("emotion", CREMAD)
 def test_lips_part_and_jaw_drop_follow_speech(analysed: dict, emotion: str) -> None:
     frames = analysed[emotion].frames
-    from scipy.signal import find_peaks
-
     # openings: AU25 peaks above 0.75 that stand 0.3 above the dips beside them (FEA's first
     # opening peaks at FACS A itself, so the presence column is no measure of them)
     openings = len(find_peaks(frames["AU25_r"].fillna(0.0).to_numpy(), height=0.75, prominence=0.3)[0])

@@ -305,7 +305,8 @@ def fit_appearance(
             weight_sum += w * len(x)
     mean = total / max(weight_sum, 1e-12)
     scale = np.sqrt(np.maximum(square / max(weight_sum, 1e-12) - mean**2, 0.0))
-    for block in (*descriptor_blocks(), *(b + DESCRIPTOR_DIMS for b in descriptor_blocks())):  # raw, then change
+    blocks = descriptor_blocks()
+    for block in (*blocks, *(b + DESCRIPTOR_DIMS for b in blocks)):  # raw, then change
         scale[block] = np.maximum(scale[block], settings.face_sd_floor * np.median(scale[block]))
     scale += 1e-6
 
