@@ -324,6 +324,32 @@ def test_face_form_is_the_face_scores_own_prediction() -> None:
     assert fit_map("face", x[:, :2], y, w, ("bs:jawOpen", "ad:faced_AU26")).form == "hand"  # change only: no face form
 
 
+def test_a_few_extreme_frames_do_not_fit_a_cliff_in_the_ramp() -> None:
+    """Segments few frames reach share the slope below them: 3 outliers of 2,000 frames at z 4.5
+    coded 5 must not lift the ramp near its top (the shipped AU26 once rose 546 per z unit there)."""
+    from aupipe.learning.calibration_fit import fit_ramp, ramp_segments
+
+    rng = np.random.default_rng(1)
+    z = np.concatenate([rng.uniform(0.0, 2.8, 1997), [4.5, 4.6, 4.7]])
+    y = np.concatenate([0.8 * z[:1997] + rng.normal(0.0, 0.05, 1997), [5.0, 5.0, 5.0]])
+    assert ramp_segments(z) == [(0, 1), (1, 2), (2, 3), (3, 5)]
+    ramp = np.asarray(fit_ramp(z, y, np.ones_like(z)))
+    slopes = ramp[:-1] / np.diff(calibration.RAMP_KNOTS)
+    assert np.allclose(slopes[:3], 0.8, atol=0.05), slopes  # the supported part: the data's slope
+    assert slopes[3] == pytest.approx(slopes[4]), "the unsupported top is one straight piece"
+    assert slopes[4] < 1.5, f"a cliff fitted on 3 frames: {slopes}"
+    # enough frames at the top: the top segment gets its own slope again
+    many = np.concatenate([z, np.full(200, 4.5)])
+    assert ramp_segments(many)[-1] == (4, 5)
+
+
+def test_shipped_ramps_have_no_cliff() -> None:
+    for au, m in calibration.load_calibration().maps.items():
+        if m.form == "ramp":
+            slopes = np.asarray(m.ramp[:-1]) / np.diff(calibration.RAMP_KNOTS)
+            assert slopes.max() < 6.0, f"{au}: ramp slopes {np.round(slopes, 2)} per z unit"
+
+
 def _run_with_calibration(tmp_path: Path, data: dict) -> tuple[int, bool]:
     """``aupipe run`` on the NEU sample under the calibration ``data`` (written to a folder):
     its exit code and whether it wrote the windows file."""

@@ -26,8 +26,8 @@ import pandas as pd
 from aupipe.learning import agreement
 from aupipe.signal import aus
 from aupipe.signal.calibration import (
-    CALIBRATION_FILE, SIGNALS, AuAppearance, AuCalibration, AuMap, Population, apply_map,
-    ramp_basis, signal_values,
+    CALIBRATION_FILE, RAMP_KNOTS, SIGNALS, AuAppearance, AuCalibration, AuMap, Population, apply_map,
+    signal_values,
 )  # fmt: skip
 from aupipe.errors import InputError
 
@@ -37,6 +37,12 @@ FORMS: tuple[str, ...] = ("hand", "linear", "ramp", "face")
 #: Bumped whenever the raw frame table's columns change (cached tables of another version are not reused).
 FRAME_FEATURES = 6
 MIN_SIGNAL_SD = 1e-3  # in the signal's units (blendshape score 0..1, face widths, or 0-5)
+#: A ramp segment gets its own slope only when this many training frames (and this share of them)
+#: reach its midpoint; a segment fewer frames reach shares the slope of the one below it. Without
+#: this a few extreme frames fit a cliff: the shipped AU26 once rose 546 per z unit over z 3..5,
+#: fitted on 3 crying frames of one clip out of 10,019.
+MIN_RAMP_FRAMES = 50
+MIN_RAMP_SHARE = 0.005
 
 
 @dataclass(frozen=True)
@@ -195,10 +201,39 @@ def fit_map(form: str, x: np.ndarray, y: np.ndarray, weight: np.ndarray, signals
     if form == "linear":
         return AuMap("linear", tuple(signals[i] for i in kept), tuple(float(weights[i]) for i in kept), intercept)
     z = x @ weights + intercept
-    coef = _nnls(np.hstack([ramp_basis(z)[:, :-1], minus_one]) * root, y * root[:, 0])
-    ramp = [*coef[:-1], -float(coef[-1])]
-    return AuMap("ramp", tuple(signals[i] for i in kept), tuple(float(weights[i]) for i in kept), intercept,
-                 tuple(float(c) for c in ramp))  # fmt: skip
+    ramp = fit_ramp(z, y, weight)
+    return AuMap("ramp", tuple(signals[i] for i in kept), tuple(float(weights[i]) for i in kept), intercept, ramp)
+
+
+def ramp_segments(z: np.ndarray) -> list[tuple[int, int]]:
+    """Groups ``(first, end)`` of ``RAMP_KNOTS`` intervals that share one slope, bottom up.
+
+    An interval is supported when ``MIN_RAMP_FRAMES`` (and ``MIN_RAMP_SHARE``) of the frames ``z``
+    (n,) reach its midpoint; the count can only fall with z, so the intervals above the highest
+    supported one join it in one straight piece (one piece over all when none is supported).
+    """
+    knots = np.asarray(RAMP_KNOTS)
+    needed = max(MIN_RAMP_FRAMES, MIN_RAMP_SHARE * len(z))
+    reached = [np.count_nonzero(z >= (a + b) / 2) >= needed for a, b in zip(knots[:-1], knots[1:], strict=True)]
+    top = max((i for i, ok in enumerate(reached) if ok), default=0)
+    return [(i, i + 1) for i in range(top)] + [(top, len(knots) - 1)]
+
+
+def fit_ramp(z: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[float, ...]:
+    """The monotone ramp (increments over ``RAMP_KNOTS``, offset last) from ``z`` (n,) to ``y`` (n,).
+
+    Non-negative least squares over the supported groups of ``ramp_segments``; a group's increment
+    is spread over its intervals in proportion to their width, so it is one straight piece.
+    """
+    knots = np.asarray(RAMP_KNOTS)
+    groups = ramp_segments(z)
+    basis = np.stack([np.clip((z - knots[a]) / (knots[b] - knots[a]), 0.0, 1.0) for a, b in groups], axis=1)
+    root = np.sqrt(weight)[:, None]
+    coef = _nnls(np.hstack([basis, -np.ones((len(z), 1))]) * root, y * root[:, 0])
+    increments = np.zeros(len(knots) - 1)
+    for (a, b), c in zip(groups, coef[:-1], strict=True):
+        increments[a:b] = c * np.diff(knots[a : b + 1]) / (knots[b] - knots[a])
+    return (*(float(c) for c in increments), -float(coef[-1]))
 
 
 def _training_rows(

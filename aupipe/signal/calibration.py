@@ -45,7 +45,7 @@ from aupipe.errors import InputError
 
 CALIBRATION_FILE = "au_calibration.json"
 #: sha256 of the shipped calibration file (``scripts/fit_au_calibration.py`` prints it).
-CALIBRATION_SHA256 = "257f24637f6a4ec281bd6230bf51cf7b38cffeaf49b8cd96aeb4c5b8ce84653d"
+CALIBRATION_SHA256 = "2addf58eb350469518a8ef90391b750d91c518e9d1e9e8a06c304a9142047049"
 FORMAT = "aupipe-au-calibration"
 FORMAT_VERSION = 3
 #: The first version whose face scores read today's descriptor (Felzenszwalb HOG of the masked 112-pixel face).
