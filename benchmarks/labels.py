@@ -23,7 +23,7 @@ neutral or uncertain (target >= 80%) on the NEU sample and, when ``../shared/cor
 on a few of its talking clips (read in place; nothing from it is written anywhere). Without the
 corpus it says so and skips that part. Writes nothing. About 15 s on the defaults (2 cores).
 
-Usage: python benchmarks/labels.py [--clips DIR | --labels FILE.csv] [--mapping NAME ...]
+Usage: python benchmarks/labels.py [--clips DIR | --labels FILE.csv] [--mapping NAME_OR_FILE ...]
        [--label-key cremad] [--corpus ../shared/corpus] [--quiet]
 """
 
@@ -216,12 +216,16 @@ def main() -> int:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--clips", type=Path, help="folder of clips with CREMA-D names")
     source.add_argument("--labels", type=Path, help="CSV with columns path,label")
-    parser.add_argument("--mapping", action="append", choices=list_mappings(), help="only this mapping (repeatable)")
+    parser.add_argument("--mapping", action="append", metavar="NAME_OR_FILE",
+                        help="only this mapping: a shipped name or a YAML file (repeatable)")  # fmt: skip
     parser.add_argument("--label-key", default="cremad", help="which labels of the mapping's categories to compare")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args()
-    mappings = {name: aupipe.load_mapping(name) for name in (args.mapping or list_mappings())}
+    try:
+        mappings = {name: aupipe.load_mapping(name) for name in (args.mapping or list_mappings())}
+    except aupipe.AupipeError as err:
+        parser.exit(2, f"labels.py: {err}\n")
     try:
         clips = csv_clips(args.labels) if args.labels else folder_clips(args.clips) if args.clips else default_clips()
         for path, _ in clips:

@@ -125,6 +125,25 @@ def test_every_shipped_mapping_keeps_the_neutral_sample_neutral_or_uncertain(ana
         assert share >= (0.7 if name == "micro_emotions" else 0.8), (name, share)
 
 
+def test_a_smile_under_lowered_brows_is_not_happiness(analysed: dict) -> None:
+    """basic_emotions' masking-smile veto (AU04 at B): a smile with the brows at rest or slightly
+    lowered is happiness; with AU04 at B or more it is not, and on the DIS sample (AU04 ~3.3 with a
+    smile, mappings/basic_emotions.yaml) no window is happiness, while HAP's windows still are."""
+    mapping = load_mapping("basic_emotions")
+    frame = pd.DataFrame({"AU12": [3.0, 3.0, 3.0], "AU06": [1.5, 1.5, 1.5], "AU04": [0.0, 1.5, 3.0]})
+    assert score(frame, mapping)["emotion"].tolist()[:2] == ["happiness", "happiness"]
+    assert score(frame, mapping)["emotion"].iloc[2] != "happiness"
+    from aupipe.chain import label_windows
+
+    def labels(code: str) -> pd.Series:
+        windows = analysed[code].windows
+        base = windows.drop(columns=[c for c in windows.columns if c.startswith(("score_", "emotion")) or c == "core_emotion"])
+        return label_windows(base, mapping)["emotion"]
+
+    assert not (labels("DIS") == "happiness").any()
+    assert (labels("HAP") == "happiness").mean() > 0.5
+
+
 def test_summary_of_the_happy_sample_names_happiness_and_its_aus() -> None:
     result = aupipe.analyze(SAMPLES / "1001_DFA_HAP_XX.flv", mapping="basic_emotions")
     row = result.summary.iloc[-1]
