@@ -18,7 +18,11 @@ CREMA-D code or any label string). CREMA-D's face-only crowd vote (``FaceVote`` 
 ``data/cremad/summaryTable.csv``, with its agreement in percent) is shown beside clips it rates.
 
 Prints, per mapping: a table per clip, the number right out of N, and a confusion table
-(intended x predicted). Then the neutral talking check: the share of face windows labelled
+(intended x predicted). When ``../shared/corpus/openface`` has a clip's OpenFace 2.2 table (it has
+the six CREMA-D samples'), the column ``OF AUs`` gives the label the same mapping gives to
+OpenFace's AUs of that clip (``aupipe.analyze_frames``: the same windows and scoring), with its
+own count right: it tells a wrong label that comes from aupipe's AUs from one the mapping would
+give on the reference tool's AUs too. Read in place, written nowhere. Then the neutral talking check: the share of face windows labelled
 neutral or uncertain (target >= 80%) on the NEU sample and, when ``../shared/corpus`` is there,
 on a few of its talking clips (read in place; nothing from it is written anywhere). Without the
 corpus it says so and skips that part. Writes nothing. About 15 s on the defaults (2 cores).
@@ -118,10 +122,14 @@ def crowd_votes() -> dict[str, str]:
     return {row["FileName"]: f"{row['FaceVote']} {levels[row['FileName']]}%" for row in rows}
 
 
-def window_tables(path: Path, mappings: dict[str, Mapping]) -> dict[str, pd.DataFrame]:
-    """The clip's window table labelled by every mapping; landmarks and AUs computed once."""
+def window_tables(path: Path, mappings: dict[str, Mapping], openface: Path | None = None) -> dict[str, pd.DataFrame]:
+    """The clip's window table labelled by every mapping; landmarks and AUs computed once.
+    ``openface``: an OpenFace CSV of the clip, whose AUs are windowed and labelled instead."""
     first, *others = mappings
-    labelled = aupipe.analyze(path, mapping=mappings[first], settings=SETTINGS).windows
+    if openface is None:
+        labelled = aupipe.analyze(path, mapping=mappings[first], settings=SETTINGS).windows
+    else:
+        labelled = aupipe.analyze_frames(openface, mapping=mappings[first], settings=SETTINGS).windows
     empty = pd.DataFrame(columns=["AU01"], dtype=float)
     added = set(aupipe.score_emotions(empty, mappings[first]).columns) | {"in_event"}
     base = labelled[[c for c in labelled.columns if c not in added]]
@@ -162,20 +170,27 @@ def is_right(intended: str, result: ClipLabel) -> bool:
     return intended.casefold() in (result.label.casefold(), result.winner.casefold())
 
 
-def print_mapping(name: str, clips: list[tuple[Path, str]], results: list[ClipLabel], votes: dict[str, str]) -> None:
+def print_mapping(name: str, clips: list[tuple[Path, str]], results: list[ClipLabel], votes: dict[str, str],
+                  reference: dict[Path, ClipLabel] | None = None) -> None:  # fmt: skip
+    """``reference``: per clip with an OpenFace table, the label from OpenFace's AUs."""
+    reference = reference or {}
     print(f"== {name}")
     print(f"{'clip':28s} {'intended':>10s} {'winner':>12s} {'label':>10s} {'win%':>5s} {'neu%':>5s} {'unc%':>5s}"
-          f" {'crowd':>7s}  ok")  # fmt: skip
-    right = 0
+          f" {'crowd':>7s}  ok    {'OF AUs':>10s}")  # fmt: skip
+    right = right_reference = 0
     for (path, intended), res in zip(clips, results, strict=True):
         ok = is_right(intended, res)
         right += ok
+        theirs = reference.get(path)
+        right_reference += theirs is not None and is_right(intended, theirs)
         print(
             f"{path.stem[:28]:28s} {intended[:10]:>10s} {res.winner[:12]:>12s} {res.label[:10]:>10s}"
             f" {100 * res.share_winner:5.0f} {100 * res.share_neutral:5.0f} {100 * res.share_uncertain:5.0f}"
             f" {votes.get(path.stem, '-'):>7s}  {'right' if ok else 'wrong'}"
+            f" {(theirs.winner if theirs else '-')[:10]:>10s}"
         )
-    print(f"right: {right} / {len(clips)}")
+    print(f"right: {right} / {len(clips)}"
+          + (f"; from OpenFace's AUs: {right_reference} / {len(reference)} clips that have its table" if reference else ""))  # fmt: skip
     pairs = Counter((intended, res.label) for (_, intended), res in zip(clips, results, strict=True))
     rows = sorted({i for i, _ in pairs})
     cols = sorted({p for _, p in pairs})
@@ -241,13 +256,21 @@ def main() -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", aupipe.AupipeWarning)
                 tables[path] = window_tables(path, mappings)
+        references: dict[Path, dict[str, pd.DataFrame]] = {}
+        for path, _ in clips:  # the reference tool's AUs through the same windows and mapping
+            table = args.corpus / "openface" / f"{path.stem}.csv"
+            if table.is_file():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", aupipe.AupipeWarning)
+                    references[path] = window_tables(path, mappings, openface=table)
     except (BadInput, aupipe.InputError) as err:
         print(f"labels benchmark: {err}", file=sys.stderr)
         return 2
     print()
     for name, mapping in mappings.items():
         results = [clip_label(tables[path][name], mapping, args.label_key) for path, _ in clips]
-        print_mapping(name, clips, results, votes)
+        theirs = {path: clip_label(t[name], mapping, args.label_key) for path, t in references.items()}
+        print_mapping(name, clips, results, votes, theirs)
     print_neutral_check({path: tables[path] for path in check}, mappings)
     return 0
 
