@@ -194,3 +194,25 @@ def test_mirrored_clip_swaps_left_and_right(tmp_path, analysed: dict) -> None:
             a, b = side(flipped, au, own), side(original, au, other)
             face = np.isfinite(a) & np.isfinite(b)
             assert np.corrcoef(a[face], b[face])[0, 1] >= 0.8, (au, own)
+
+
+def test_hand_scales_skip_the_face_hog_and_read_the_same_aus(analysed: dict) -> None:
+    from aupipe.chain.frames import needs_face_hog
+    from aupipe.chain.settings import PipelineSettings
+
+    hand_settings = PipelineSettings(aus=aus.AuSettings(calibration="hand"))
+    assert needs_face_hog(PipelineSettings()) and not needs_face_hog(hand_settings)
+    assert needs_face_hog(PipelineSettings(aus=aus.AuSettings(calibration="hand"), include_descriptor=True))
+    from itertools import islice
+
+    from aupipe.signal import landmarks, video
+
+    with landmarks.open_landmarker(hand_settings.landmarks) as landmarker:
+        frames = list(islice(video.iter_frames(clip("ANG")), 8))
+        assert landmarks.detect(landmarker, frames, hog=False).hog is None
+        assert landmarks.detect(landmarker, frames, 1_000_000, hog=True).hog.shape[0] == 8
+    hand = aupipe.analyze(clip("ANG"), au_calibration="hand").frames
+    raw = analysed["ANG"].frames.drop(columns=aus.au_columns() + aus.presence_columns())
+    expected, _ = aus.compute_aus(raw, aus.AuSettings(calibration="hand"))  # the same frames, HOG measured
+    columns = aus.au_columns()
+    pd.testing.assert_frame_equal(hand[columns].reset_index(drop=True), expected[columns].reset_index(drop=True))

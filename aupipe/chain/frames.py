@@ -23,9 +23,15 @@ from aupipe.signal.native import quiet_native_stderr
 from aupipe.signal.video import batched
 
 __all__ = [
-    "batched", "frame_table", "frame_table_empty", "frame_table_empty_cached", "order_columns",
+    "batched", "frame_table", "frame_table_empty", "frame_table_empty_cached", "needs_face_hog", "order_columns",
     "stream_frames", "warn_coverage",
 ]  # fmt: skip
+
+
+def needs_face_hog(settings: PipelineSettings) -> bool:
+    """Whether anything reads the faces' HOG: the calibration's face scores or the descriptor
+    columns. Under ``--au-calibration hand`` neither does, and the landmark stage skips it."""
+    return load_calibration(settings.aus.calibration).appearance is not None or settings.include_descriptor
 
 
 def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = PipelineSettings()) -> pd.DataFrame:
@@ -108,6 +114,7 @@ def stream_frames(
                 video.iter_frames(path, settings.video),
                 settings.chunk_frames,
                 shot_changes=settings.landmarks.num_faces > 1,
+                hog=needs_face_hog(settings),
             ):
                 faces += len(np.unique(batch.frame[batch.face_found]))
                 total += len(np.unique(batch.frame))

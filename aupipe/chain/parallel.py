@@ -36,7 +36,7 @@ from aupipe.signal import video
 from aupipe.signal.native import quiet_native_stderr
 from aupipe.errors import AupipeError, AupipeWarning
 from aupipe.chain.settings import ParallelSettings, PipelineSettings
-from aupipe.chain.frames import frame_table, stream_frames, warn_coverage
+from aupipe.chain.frames import frame_table, needs_face_hog, stream_frames, warn_coverage
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ def span_frames(
     with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker:
         frames = video.iter_frames(path, settings.video, span.read_from, span.stop)
         for _, batch in landmarks.detect_batches(
-            landmarker, frames, settings.chunk_frames, shot_changes=settings.landmarks.num_faces > 1
+            landmarker, frames, settings.chunk_frames, shot_changes=settings.landmarks.num_faces > 1,
+            hog=needs_face_hog(settings),
         ):
             table = frame_table(batch, settings)
             owned = table[table["frame"].to_numpy() >= span.start]

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from aupipe.chain.faces import insert_face_id
-from aupipe.chain.frames import frame_table, frame_table_empty
+from aupipe.chain.frames import frame_table, frame_table_empty, needs_face_hog
 from aupipe.chain.settings import PipelineSettings
 from aupipe.chain.stages import build_chain
 from aupipe.chain.stream import StreamState, advance, window_table_empty
@@ -228,6 +228,7 @@ def live(
     try:
         with quiet_native_stderr(), landmarks.open_landmarker(settings.landmarks) as landmarker, reader:
             timestamp, histogram = -1, None
+            hog = needs_face_hog(settings)
             batches = reader.batches()
             while True:
                 batch = next(batches, None)
@@ -235,7 +236,7 @@ def live(
                 raw = None
                 if batch is not None:
                     clock.add(batch)
-                    found = landmarks.detect(landmarker, [c.frame for c in batch], timestamp, histogram, several)
+                    found = landmarks.detect(landmarker, [c.frame for c in batch], timestamp, histogram, several, hog)
                     timestamp = max(int(round(batch[-1].frame.time_ms)), timestamp + len(batch))
                     histogram = landmarks.frame_histogram(batch[-1].frame.rgb) if several else None
                     raw = frame_table(found, settings)

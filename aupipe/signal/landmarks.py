@@ -233,7 +233,7 @@ def shot_change_score(previous: np.ndarray | None, current: np.ndarray) -> float
 
 def detect(
     landmarker: object, frames: Iterable[Frame], last_timestamp_ms: int = -1,
-    previous_histogram: np.ndarray | None = None, shot_changes: bool = False,
+    previous_histogram: np.ndarray | None = None, shot_changes: bool = False, hog: bool = True,
 ) -> LandmarkBatch:  # fmt: skip
     """Run the landmarker on ``frames`` (in time order) and stack the results (one row per face
     found, one empty row for a frame without a face; see ``LandmarkBatch``).
@@ -241,7 +241,9 @@ def detect(
     ``last_timestamp_ms`` is the integer timestamp given for the previous frame; MediaPipe
     needs strictly increasing ones, so equal milliseconds are nudged forward by 1. With
     ``shot_changes`` each frame's ``shot_change`` score is measured against the frame before
-    (``previous_histogram``: the histogram of the frame before the first one).
+    (``previous_histogram``: the histogram of the frame before the first one). ``hog``: measure
+    each face's HOG (``appearance.face_hog``, ~0.5 ms a face); off, ``LandmarkBatch.hog`` is None
+    (nothing reads it without a calibration's face scores: ``--au-calibration hand``).
     """
     from aupipe.signal.appearance import NAMES as APPEARANCE_NAMES
     from aupipe.signal.appearance import HOG_DIMS, face_hog, region_texture
@@ -284,7 +286,7 @@ def detect(
             slots.append(slot)
             points_rows.append(points)
             texture_rows.append(region_texture(frame.rgb, points, float(face_width(points[None])[0])))
-            hog_rows.append(face_hog(frame.rgb, points))
+            hog_rows.append(face_hog(frame.rgb, points) if hog else None)
             blend_rows.append(shapes)
             transform_rows.append(matrix)
     n = len(index)
@@ -323,7 +325,7 @@ def detect(
         transform=transform,
         face_box_px=face_box,
         appearance=stack(texture_rows, (n_appearance,)),
-        hog=stack(hog_rows, (HOG_DIMS,)),
+        hog=stack(hog_rows, (HOG_DIMS,)) if hog else None,
         face_slot=np.asarray(slots, dtype=np.int64),
         shot_change=np.asarray(frame_scores, dtype=np.float32)[rows] if shot_changes else None,
     )
@@ -350,19 +352,19 @@ def face_rows(
 
 
 def detect_batches(
-    landmarker: object, frames: Iterable[Frame], chunk_frames: int, shot_changes: bool = False
+    landmarker: object, frames: Iterable[Frame], chunk_frames: int, shot_changes: bool = False, hog: bool = True
 ) -> Iterator[tuple[list[Frame], LandmarkBatch]]:
     """The landmark stage over a stream of frames: ``detect`` on consecutive chunks of
     ``chunk_frames`` frames, carrying MediaPipe's increasing timestamps (and, with
     ``shot_changes``, the last frame's histogram) from chunk to chunk. Yields (the chunk's
     frames, its LandmarkBatch); used by every frame source (one process, the parallel workers,
-    synthetic footage)."""
+    synthetic footage). ``hog`` as for ``detect``."""
     from aupipe.signal.video import batched
 
     timestamp = -1
     histogram: np.ndarray | None = None
     for chunk in batched(iter(frames), chunk_frames):
-        batch = detect(landmarker, chunk, timestamp, histogram, shot_changes)
+        batch = detect(landmarker, chunk, timestamp, histogram, shot_changes, hog)
         timestamp = max(int(round(chunk[-1].time_ms)), timestamp + len(chunk))
         if shot_changes:
             histogram = frame_histogram(chunk[-1].rgb)
