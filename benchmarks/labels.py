@@ -22,10 +22,10 @@ Prints, per mapping: a table per clip, the number right out of N, and a confusio
 the six CREMA-D samples'), the column ``OF AUs`` gives the label the same mapping gives to
 OpenFace's AUs of that clip (``aupipe.analyze_frames``: the same windows and scoring), with its
 own count right: it tells a wrong label that comes from aupipe's AUs from one the mapping would
-give on the reference tool's AUs too. Read in place, written nowhere. Then the neutral talking check: the share of face windows labelled
-neutral or uncertain (target >= 80%) on the NEU sample and, when ``../shared/corpus`` is there,
-on a few of its talking clips (read in place; nothing from it is written anywhere). Without the
-corpus it says so and skips that part. Writes nothing. About 15 s on the defaults (2 cores).
+give on the reference tool's AUs too. Read in place, written nowhere. Then the neutral talking
+check: the share of face windows labelled neutral or uncertain (target >= 80%) on the NEU sample
+and, when ``../shared/corpus`` is there, on a few of its talking clips (read in place; nothing
+from it is written anywhere). Without the corpus it says so and skips that part. Writes nothing. About 15 s on the defaults (2 cores).
 
 Usage: python benchmarks/labels.py [--clips DIR | --labels FILE.csv] [--mapping NAME_OR_FILE ...]
        [--label-key cremad] [--corpus ../shared/corpus] [--quiet]
@@ -189,8 +189,8 @@ def print_mapping(name: str, clips: list[tuple[Path, str]], results: list[ClipLa
             f" {votes.get(path.stem, '-'):>7s}  {'right' if ok else 'wrong'}"
             f" {(theirs.winner if theirs else '-')[:10]:>10s}"
         )
-    print(f"right: {right} / {len(clips)}"
-          + (f"; from OpenFace's AUs: {right_reference} / {len(reference)} clips that have its table" if reference else ""))  # fmt: skip
+    theirs_line = f"; from OpenFace's AUs: {right_reference} / {len(reference)} clips that have its table"
+    print(f"right: {right} / {len(clips)}" + (theirs_line if reference else ""))
     pairs = Counter((intended, res.label) for (_, intended), res in zip(clips, results, strict=True))
     rows = sorted({i for i, _ in pairs})
     cols = sorted({p for _, p in pairs})
@@ -249,20 +249,18 @@ def main() -> int:
         votes = crowd_votes()
         check = talking_clips(args.corpus)
         tables: dict[Path, dict[str, pd.DataFrame]] = {}
+        references: dict[Path, dict[str, pd.DataFrame]] = {}
+        labelled = {p for p, _ in clips}
         paths = list(dict.fromkeys([*(p for p, _ in clips), *check]))
         for i, path in enumerate(paths, 1):
             if not args.quiet:
                 print(f"[{i}/{len(paths)}] {path.name}", file=sys.stderr, flush=True)
+            reference = args.corpus / "openface" / f"{path.stem}.csv"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", aupipe.AupipeWarning)
                 tables[path] = window_tables(path, mappings)
-        references: dict[Path, dict[str, pd.DataFrame]] = {}
-        for path, _ in clips:  # the reference tool's AUs through the same windows and mapping
-            table = args.corpus / "openface" / f"{path.stem}.csv"
-            if table.is_file():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", aupipe.AupipeWarning)
-                    references[path] = window_tables(path, mappings, openface=table)
+                if path in labelled and reference.is_file():  # OpenFace's AUs, same windows and mapping
+                    references[path] = window_tables(path, mappings, openface=reference)
     except (BadInput, aupipe.InputError) as err:
         print(f"labels benchmark: {err}", file=sys.stderr)
         return 2

@@ -197,16 +197,15 @@ def test_mirrored_clip_swaps_left_and_right(tmp_path, analysed: dict) -> None:
 
 
 def test_hand_scales_skip_the_face_hog_and_read_the_same_aus(analysed: dict) -> None:
+    from itertools import islice
+
     from aupipe.chain.frames import needs_face_hog
     from aupipe.chain.settings import PipelineSettings
+    from aupipe.signal import landmarks, video
 
     hand_settings = PipelineSettings(aus=aus.AuSettings(calibration="hand"))
     assert needs_face_hog(PipelineSettings()) and not needs_face_hog(hand_settings)
     assert needs_face_hog(PipelineSettings(aus=aus.AuSettings(calibration="hand"), include_descriptor=True))
-    from itertools import islice
-
-    from aupipe.signal import landmarks, video
-
     with landmarks.open_landmarker(hand_settings.landmarks) as landmarker:
         frames = list(islice(video.iter_frames(clip("ANG")), 8))
         assert landmarks.detect(landmarker, frames, hog=False).hog is None

@@ -60,8 +60,8 @@ def frame_table(batch: landmarks.LandmarkBatch, settings: PipelineSettings = Pip
     texture = batch.appearance if batch.appearance is not None else np.full((len(batch), len(appearance.NAMES)), np.nan)
     for j, name in enumerate(appearance.NAMES):
         data[f"a_{name}"] = texture[:, j]
-    directions = load_calibration(settings.aus.calibration).appearance
-    if directions is not None or settings.include_descriptor:
+    if needs_face_hog(settings):
+        directions = load_calibration(settings.aus.calibration).appearance
         hog = batch.hog if batch.hog is not None else np.full((len(batch), appearance.HOG_DIMS), np.nan, np.float32)
         descriptor = appearance.face_descriptor(hog, mesh, batch.blendshapes)
         if directions is not None:

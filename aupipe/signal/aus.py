@@ -423,7 +423,8 @@ def estimate_baseline(
         raw = _one_sided(raw, population.blendshape, confidence)
     # the cap counts from what the population's resting faces read (MediaPipe's eyeSquint rests near 0.33)
     resting = blendshape_intensity(population.blendshape[names].to_numpy()[None], settings).iloc[0]
-    offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0].clip(upper=resting + settings.max_resting_offset)
+    offsets = blendshape_intensity(raw.to_numpy()[None], settings).iloc[0]
+    offsets = offsets.clip(upper=resting + settings.max_resting_offset)
     raw = pd.concat([raw, texture])
     label = f"{label}, shrunk to the population neutral (confidence {confidence:.2f})" if trust < 1 else label
     return Baseline(offsets, geometry, label, int(chosen.sum()), raw, round(confidence, 3))

@@ -242,7 +242,7 @@ def detect(
     needs strictly increasing ones, so equal milliseconds are nudged forward by 1. With
     ``shot_changes`` each frame's ``shot_change`` score is measured against the frame before
     (``previous_histogram``: the histogram of the frame before the first one). ``hog``: measure
-    each face's HOG (``appearance.face_hog``, ~0.5 ms a face); off, ``LandmarkBatch.hog`` is None
+    each face's HOG (``appearance.face_hog``, ~0.8 ms a face); off, ``LandmarkBatch.hog`` is None
     (nothing reads it without a calibration's face scores: ``--au-calibration hand``).
     """
     from aupipe.signal.appearance import NAMES as APPEARANCE_NAMES
