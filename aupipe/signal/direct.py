@@ -60,6 +60,8 @@ BLENDSHAPE_POINTS: tuple[int, ...] = (
     473, 474, 475, 476, 477,
 )  # fmt: skip
 
+_BLENDSHAPE_INDEX = np.array(BLENDSHAPE_POINTS)
+
 NETWORKS = ("face_detector", "face_landmarks_detector", "face_blendshapes")
 
 
@@ -177,7 +179,7 @@ def crop(rgb: np.ndarray, affine: np.ndarray, size_px: int, replicate_border: bo
 
 def project(points_crop: np.ndarray, affines: np.ndarray, size_px: int = MESH_INPUT_PX) -> np.ndarray:
     """Mesh output (n, 478, 3) in crop pixels -> image pixels; z is scaled like x."""
-    xy = np.einsum("npk,njk->npj", points_crop[:, :, :2], affines[:, :, :2]) + affines[:, None, :, 2]
+    xy = points_crop[:, :, :2] @ affines[:, :, :2].transpose(0, 2, 1) + affines[:, None, :, 2]
     scale = np.hypot(affines[:, 0, 0], affines[:, 1, 0])
     return np.concatenate([xy, points_crop[:, :, 2:3] * scale[:, None, None]], axis=2).astype(np.float32)
 
@@ -331,11 +333,12 @@ class LiteRtNetwork:
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Outputs, each stacked over the batch's items (first axis)."""
+    def run(self, batch: np.ndarray, divisor: float = 1.0) -> list[np.ndarray]:
+        """Outputs, each stacked over the batch's items (first axis); the network reads
+        ``batch / divisor`` in float32, written straight into its input tensor (no copies)."""
         results: list[list[np.ndarray]] = [[] for _ in self._outputs]
         for item in batch:
-            self._interpreter.set_tensor(self._input, item[None])
+            np.divide(item, np.float32(divisor), out=self._interpreter.tensor(self._input)()[0], casting="unsafe")
             self._interpreter.invoke()
             for slot, index in zip(results, self._outputs, strict=True):
                 slot.append(self._interpreter.get_tensor(index).reshape(-1))
@@ -365,8 +368,9 @@ class OnnxNetwork:
         self._input = self._session.get_inputs()[0].name
         self._batched = not isinstance(self._session.get_inputs()[0].shape[0], int)
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Outputs, each (n, -1) over the batch's items."""
+    def run(self, batch: np.ndarray, divisor: float = 1.0) -> list[np.ndarray]:
+        """Outputs, each (n, -1) over the batch's items; the network reads ``batch / divisor`` in float32."""
+        batch = np.divide(batch, np.float32(divisor), dtype=np.float32)
         if self._batched:
             outputs = self._session.run(None, {self._input: batch})
             return [out.reshape(len(batch), -1) for out in outputs]
@@ -479,8 +483,8 @@ class DirectLandmarker:
         affines = region_affine(np.stack([r for state in states for r in state.regions]))
         crops = np.stack([
             crop(items[k][1], affine, MESH_INPUT_PX, replicate_border=True) for k, affine in zip(owners, affines, strict=True)
-        ]).astype(np.float32) / 255.0  # fmt: skip
-        raw, presence_logit = self._networks["face_landmarks_detector"].run(crops)[:2]
+        ])  # fmt: skip
+        raw, presence_logit = self._networks["face_landmarks_detector"].run(crops, divisor=255.0)[:2]
         presence = 1.0 / (1.0 + np.exp(-presence_logit[:, 0].astype(np.float64)))
         points = project(raw.reshape(len(crops), -1, 3), affines)
         kept_rows: list[list[int]] = []
@@ -501,7 +505,7 @@ class DirectLandmarker:
             for k, (rows, state) in enumerate(zip(kept_rows, states, strict=True))
             for i, smoothing in zip(rows, state.smoothing, strict=True)
         ])  # fmt: skip
-        shapes = self._networks["face_blendshapes"].run(smoothed[:, list(BLENDSHAPE_POINTS), :2].astype(np.float32))[0]
+        shapes = self._networks["face_blendshapes"].run(smoothed[:, _BLENDSHAPE_INDEX, :2])[0]
         sizes = np.array([items[k][1].shape[:2] for k, rows in enumerate(kept_rows) for _ in rows])  # (height, width)
         transforms = np.full((len(smoothed), 4, 4), np.nan, np.float32)
         for height, width in {tuple(size) for size in sizes} if pose else ():
@@ -527,6 +531,8 @@ def _region_overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 def _drop_duplicates(points: np.ndarray, kept: list[int]) -> list[int]:
     """Of faces whose landmark boxes overlap by IoU > 0.5 (two slots on one face), keep the first."""
+    if len(kept) < 2:
+        return list(kept)
     out: list[int] = []
     boxes = np.concatenate([points[:, :, :2].min(axis=1), points[:, :, :2].max(axis=1)], axis=1)
     for i in kept:
