@@ -144,8 +144,8 @@ def region_from_detection(box_px: np.ndarray, keypoints_px: np.ndarray) -> np.nd
 def region_from_landmarks(points_px: np.ndarray) -> np.ndarray:
     """Regions (n, 4) for the next frame from (n, 478, 3) pixel landmarks: the centre of their
     box, its long side x 1.5, rotated so the outer eye corners are level (MediaPipe's rule)."""
-    low = points_px[:, :, :2].min(axis=1)
-    high = points_px[:, :, :2].max(axis=1)
+    xy = np.ascontiguousarray(points_px[:, :, :2])
+    low, high = xy.min(axis=1), xy.max(axis=1)
     centre = (low + high) / 2
     side = (high - low).max(axis=1) * REGION_SCALE
     eye_vector = points_px[:, EYE_CORNERS[1], :2] - points_px[:, EYE_CORNERS[0], :2]
@@ -179,9 +179,13 @@ def crop(rgb: np.ndarray, affine: np.ndarray, size_px: int, replicate_border: bo
 
 def project(points_crop: np.ndarray, affines: np.ndarray, size_px: int = MESH_INPUT_PX) -> np.ndarray:
     """Mesh output (n, 478, 3) in crop pixels -> image pixels; z is scaled like x."""
-    xy = points_crop[:, :, :2] @ affines[:, :, :2].transpose(0, 2, 1) + affines[:, None, :, 2]
-    scale = np.hypot(affines[:, 0, 0], affines[:, 1, 0])
-    return np.concatenate([xy, points_crop[:, :, 2:3] * scale[:, None, None]], axis=2).astype(np.float32)
+    x, y, z = points_crop[:, :, 0], points_crop[:, :, 1], points_crop[:, :, 2]
+    a = affines[:, :, :, None]  # (n, 2, 3, 1): broadcast over the points
+    out = np.empty(points_crop.shape, dtype=np.float32)
+    out[:, :, 0] = a[:, 0, 0] * x + a[:, 0, 1] * y + a[:, 0, 2]
+    out[:, :, 1] = a[:, 1, 0] * x + a[:, 1, 1] * y + a[:, 1, 2]
+    out[:, :, 2] = z * np.hypot(affines[:, 0, 0], affines[:, 1, 0])[:, None]
+    return out
 
 
 @lru_cache(maxsize=1)
