@@ -54,12 +54,10 @@ _CENTRES = [np.array(ids) for ids, _, _ in REGIONS.values()]
 _SIZES = [(width, height) for _, width, height in REGIONS.values()]
 
 
-def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: float) -> np.ndarray:
-    """Texture (len(NAMES),) of one frame: rgb (h, w, 3) uint8, landmarks_px (478, 2+) pixels.
-
-    Each patch is cut by its own bilinear warp; grey levels and the 3 x 3 Sobel gradients (edges
-    reflected, as OpenCV's default) are then computed for all patches at once. Grey levels are
-    integers, so every sum is exact and equals OpenCV's ``Sobel`` / ``norm`` per patch."""
+def region_patches(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: float) -> np.ndarray:
+    """The ``REGIONS``' patches of one frame, each cut by its own bilinear warp (aligned with the
+    eye line, edge pixels repeated outside the image), stacked: (len(REGIONS) * PATCH_PX,
+    PATCH_PX, 3) uint8, patch k in rows k * PATCH_PX onwards."""
     import cv2
 
     right, left = landmarks_px[RIGHT_EYE_OUTER, :2], landmarks_px[LEFT_EYE_OUTER, :2]
@@ -74,6 +72,18 @@ def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: flo
         affine[:, 2] = centre - affine[:, :2] @ half  # patch (u, v) -> image (x, y)
         cv2.warpAffine(rgb, affine, (PATCH_PX, PATCH_PX), dst=patches[k * PATCH_PX:(k + 1) * PATCH_PX],
                        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return patches
+
+
+def region_texture(rgb: np.ndarray, landmarks_px: np.ndarray, face_width_px: float) -> np.ndarray:
+    """Texture (len(NAMES),) of one frame: rgb (h, w, 3) uint8, landmarks_px (478, 2+) pixels.
+
+    Grey levels and the 3 x 3 Sobel gradients (edges reflected, as OpenCV's default) of all
+    ``region_patches`` at once. Grey levels are integers, so every sum is exact and equals
+    OpenCV's ``Sobel`` / ``norm`` per patch."""
+    import cv2
+
+    patches = region_patches(rgb, landmarks_px, face_width_px)
     grey = cv2.cvtColor(patches, cv2.COLOR_RGB2GRAY).astype(np.float32).reshape(len(REGIONS), PATCH_PX, PATCH_PX)
     padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="reflect")
     across_x = padded[:, :, 2:] - padded[:, :, :-2]  # [-1, 0, 1] along x, then [1, 2, 1] along y
